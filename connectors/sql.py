@@ -1,0 +1,239 @@
+"""SQL databases through SQLAlchemy: streaming reads, the window predicate, error translation, writes.
+
+Dialect modules (postgresql, mysql, sqlite) subclass :class:`SqlConnector` and override only what
+differs: the URL normalisation, the bulk write path, the version query.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from connectors.base import Capabilities, Chunk, Connector, ReadRequest, RowStream
+from script_factory.errors import ConfigError, FatalError, TransientError
+from utilities.sql_text import strip_comments
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection, Engine, Table
+    from sqlalchemy.sql import Executable
+
+logger = logging.getLogger(__name__)
+
+READONLY = "etl_readonly"  # execution option for connections that only read (SQLite: deferred BEGIN)
+
+# Driver messages that mean "try again later" rather than "fix something".
+_TRANSIENT_MARKERS = (
+    "connection refused",
+    "could not connect",
+    "timeout",
+    "timed out",
+    "server closed the connection",
+    "connection reset",
+    "lost connection",
+    "gone away",
+    "deadlock",
+    "could not serialize",
+    "too many connections",
+    "database is locked",
+    "the database system is starting up",
+    "the database system is shutting down",
+    "terminating connection",
+    "can't connect to",
+)
+
+
+class SqlConnector(Connector):
+    """A SQLAlchemy-backed database: source always, target when ``capabilities.write``."""
+
+    capabilities: ClassVar[Capabilities] = Capabilities(read=True, write=True, merge=True, streaming=True)
+    kind: ClassVar[str] = "SQL database"
+    #: the SQLAlchemy driver this connector uses, e.g. "psycopg"; None keeps the URL's own
+    driver: ClassVar[str | None] = None
+
+    _engine: Engine | None = None
+
+    # -- connection ---------------------------------------------------------------------------
+
+    def sqlalchemy_url(self) -> Any:
+        """The SQLAlchemy URL object with this connector's driver (the password stays inside)."""
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            url = make_url(self.url.reveal())
+        except ArgumentError:
+            raise ConfigError(f"connection {self.name!r}: {self.safe_url!r} is not a valid SQLAlchemy URL") from None
+        if self.driver:
+            backend = url.get_backend_name()
+            url = url.set(drivername=f"{'mysql' if backend == 'mariadb' else backend}+{self.driver}")
+        return url
+
+    def engine_options(self) -> dict[str, Any]:
+        return {"pool_pre_ping": True}
+
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine, created on first use (this imports the driver)."""
+        if self._engine is None:
+            from sqlalchemy import create_engine
+
+            try:
+                self._engine = create_engine(self.sqlalchemy_url(), **self.engine_options())
+            except ModuleNotFoundError as exc:
+                raise FatalError(
+                    f"connection {self.name!r}: the driver module {exc.name!r} is not installed; "
+                    f"run: pip install -r requirements.txt"
+                ) from exc
+            self.on_engine(self._engine)
+        return self._engine
+
+    def on_engine(self, engine: Engine) -> None:
+        """Hook for dialect set-up (event listeners, pragmas)."""
+
+    @property
+    def dialect(self) -> Any:
+        """The SQLAlchemy dialect, without connecting (for rendering SQL in ``--dry-run``)."""
+        if self._engine is not None:
+            return self._engine.dialect
+        return self.sqlalchemy_url().get_dialect()()
+
+    @property
+    def database_name(self) -> str:
+        return self.sqlalchemy_url().database or self.name
+
+    def read_connection(self) -> Connection:
+        """A connection for reading only (on SQLite it does not take the write lock)."""
+        return self.engine.connect().execution_options(**{READONLY: True})
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
+    def check(self) -> str:
+        with self.translate_errors("connect"), self.engine.connect() as conn:
+            return self.server_version(conn)
+
+    def server_version(self, conn: Connection) -> str:
+        info = conn.dialect.server_version_info
+        return f"{self.kind} {'.'.join(str(p) for p in info)}" if info else self.kind
+
+    @contextmanager
+    def translate_errors(self, action: str) -> Iterator[None]:
+        """Turn driver and SQLAlchemy errors into TransientError or FatalError, keeping the cause."""
+        from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+        try:
+            yield
+        except (TransientError, FatalError, ConfigError):
+            raise
+        except DBAPIError as exc:
+            message = _first_line(str(exc.orig) if exc.orig is not None else str(exc))
+            text = f"{self.kind} connection {self.name!r} ({self.safe_url}): {action} failed: {message}"
+            if exc.connection_invalidated or _is_transient(message):
+                raise TransientError(text) from exc
+            raise FatalError(text) from exc
+        except SQLAlchemyError as exc:
+            raise FatalError(f"{self.kind} connection {self.name!r}: {action} failed: {_first_line(str(exc))}") from exc
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def select_for(self, request: ReadRequest) -> tuple[Executable, dict[str, Any]]:
+        """The statement and bind values that read ``request``: the query or table, windowed."""
+        from sqlalchemy import bindparam, column, literal_column, select, table, text
+
+        params = dict(request.params)
+        if request.sql is not None:
+            query = text(strip_comments(request.sql))
+            wanted = set(query.compile(dialect=self.dialect).params)
+            params = {k: v for k, v in params.items() if k in wanted}
+            if not (request.filtered and request.cursor):
+                return query, params
+            source: Any = query.columns(column(request.cursor)).subquery("src")
+        else:
+            name = request.table
+            cols = [column(request.cursor)] if request.cursor else []
+            source = table(name.name, *cols, schema=name.schema)
+            params = {}
+        stmt = select(literal_column("*")).select_from(source)
+        if request.filtered and request.cursor:
+            cursor = source.c[request.cursor]
+            stmt = stmt.where(cursor > bindparam("window_start", request.window_start))
+            if request.window_end is not None:
+                stmt = stmt.where(cursor <= bindparam("window_end", request.window_end))
+        return stmt, params
+
+    def describe_read(self, request: ReadRequest) -> str:
+        stmt, params = self.select_for(request)
+        compiled = stmt.compile(dialect=self.dialect)
+        values = {**params, **{k: v for k, v in compiled.params.items() if k.startswith("window_")}}
+        shown = ", ".join(f"{k}={v!r}" for k, v in values.items())
+        return f"{str(compiled).strip()}\n-- bound: {shown or '(none)'}"
+
+    def read(self, request: ReadRequest) -> RowStream:
+        stmt, params = self.select_for(request)
+        with self.translate_errors("open"):
+            conn = self.engine.connect()
+        try:
+            with self.translate_errors("query"):
+                options = {"stream_results": True, "yield_per": request.chunk_size, READONLY: True}
+                result = conn.execution_options(**options).execute(stmt, params)
+            columns = list(result.keys())
+        except BaseException:
+            conn.close()
+            raise
+
+        def chunks() -> Iterator[Chunk]:
+            with self.translate_errors("read"):
+                for part in result.partitions(request.chunk_size):
+                    yield [tuple(row) for row in part]
+
+        def close() -> None:
+            result.close()
+            conn.close()
+
+        return RowStream(columns, chunks(), close)
+
+    # -- writing (targets) --------------------------------------------------------------------
+
+    def reflect(self, conn: Connection, name: Any) -> Table:
+        """The target table as it is in the database; FatalError naming it if it does not exist."""
+        from sqlalchemy import MetaData, Table
+        from sqlalchemy.exc import NoSuchTableError
+
+        try:
+            return Table(name.name, MetaData(), schema=name.schema, autoload_with=conn)
+        except NoSuchTableError:
+            raise FatalError(
+                f"target table {name} does not exist in {self.kind} connection {self.name!r}; "
+                f"create it with a DDL file listed under ddl: in project.yml"
+            ) from None
+
+    def bulk_write(self, conn: Connection, table: Table, columns: Sequence[str], chunks: Iterator[Chunk]) -> None:
+        """Write every chunk into ``table`` inside the caller's transaction (executemany here)."""
+        from sqlalchemy import insert
+
+        stmt = insert(table)
+        for chunk in chunks:
+            if chunk:
+                conn.execute(stmt, [dict(zip(columns, row, strict=False)) for row in chunk])
+
+    def truncate(self, conn: Connection, table: Table) -> None:
+        """Empty ``table`` inside the caller's transaction."""
+        conn.execute(table.delete())
+
+    def temp_table_options(self) -> Mapping[str, Any]:
+        """Extra ``Table`` keyword arguments for a transaction-scoped staging table."""
+        return {"prefixes": ["TEMPORARY"]}
+
+
+def _first_line(message: str) -> str:
+    line = message.strip().splitlines()[0] if message.strip() else "unknown error"
+    return line.strip()
+
+
+def _is_transient(message: str) -> bool:
+    lowered = message.lower()
+    return any(marker in lowered for marker in _TRANSIENT_MARKERS)

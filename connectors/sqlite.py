@@ -1,0 +1,107 @@
+"""SQLite: the embedded default warehouse and a common operational source.
+
+Relative paths in ``sqlite:///relative/file.db`` are resolved against the ETL home folder, so a
+run finds the same file whatever the current directory. Transactions are real (``BEGIN IMMEDIATE``
+for writers), so DDL and loads are atomic, and a killed run is rolled back by SQLite's journal.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from datetime import date, datetime, time
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from connectors.base import Capabilities, Chunk, ReadRequest, RowStream
+from connectors.sql import READONLY, SqlConnector
+from script_factory.errors import ConfigError
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection, Engine, Table
+
+BUSY_TIMEOUT_MS = 60_000
+
+# Explicit adapters (the implicit ones are deprecated from Python 3.12): ISO text, space separator,
+# the same text the sqlite3 module has always written, so stored values keep comparing correctly.
+sqlite3.register_adapter(datetime, lambda v: v.isoformat(" "))
+sqlite3.register_adapter(date, lambda v: v.isoformat())
+sqlite3.register_adapter(time, lambda v: v.isoformat())
+sqlite3.register_adapter(Decimal, str)
+
+
+class SqliteConnector(SqlConnector):
+    """``sqlite:///metadata/warehouse.db`` (relative to the ETL home) or ``sqlite:////abs/path.db``."""
+
+    capabilities: ClassVar[Capabilities] = Capabilities(read=True, write=True, merge=True, streaming=True)
+    kind: ClassVar[str] = "SQLite"
+
+    @property
+    def path(self) -> Path | None:
+        """The database file, or None for an in-memory database."""
+        url = super().sqlalchemy_url()
+        if not url.database or url.database == ":memory:":
+            return None
+        path = Path(url.database)
+        return path if path.is_absolute() else self.home / path
+
+    def sqlalchemy_url(self) -> Any:
+        url = super().sqlalchemy_url()
+        path = self.path
+        return url.set(database=str(path)) if path is not None else url
+
+    @property
+    def database_name(self) -> str:
+        path = self.path
+        return path.name if path is not None else ":memory:"
+
+    def engine_options(self) -> dict[str, Any]:
+        return {"connect_args": {"timeout": BUSY_TIMEOUT_MS / 1000}}
+
+    def on_engine(self, engine: Engine) -> None:
+        from sqlalchemy import event
+
+        path = self.path
+        if path is not None and not path.parent.is_dir():
+            path.parent.mkdir(parents=True, exist_ok=True)
+
+        @event.listens_for(engine, "connect")
+        def _connect(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.isolation_level = None  # we issue BEGIN ourselves: DDL is transactional too
+            dbapi_connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            dbapi_connection.execute("PRAGMA foreign_keys = ON")
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn: Any) -> None:
+            # Writers take the write lock up front (no deadlock on lock upgrade); readers do not.
+            readonly = conn.get_execution_options().get(READONLY)
+            conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+
+    def require_file(self) -> Path:
+        """The database file, which must exist (for sources: a typo must not create an empty file)."""
+        path = self.path
+        if path is None or not path.is_file():
+            raise ConfigError(f"SQLite connection {self.name!r}: file {path} does not exist")
+        return path
+
+    def read(self, request: ReadRequest) -> RowStream:
+        self.require_file()
+        return super().read(request)
+
+    def server_version(self, conn: Connection) -> str:
+        return f"SQLite {sqlite3.sqlite_version}"
+
+    def bulk_write(self, conn: Connection, table: Table, columns: Sequence[str], chunks: Iterator[Chunk]) -> None:
+        """``executemany`` of a positional INSERT, values adapted by the sqlite3 module."""
+        preparer = conn.dialect.identifier_preparer
+        column_list = ", ".join(preparer.quote(c) for c in columns)
+        marks = ", ".join("?" for _ in columns)
+        sql = f"INSERT INTO {preparer.format_table(table)} ({column_list}) VALUES ({marks})"
+        cursor = conn.connection.dbapi_connection.cursor()
+        try:
+            for chunk in chunks:
+                if chunk:
+                    cursor.executemany(sql, chunk)
+        finally:
+            cursor.close()

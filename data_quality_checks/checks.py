@@ -1,0 +1,104 @@
+"""The check kinds: not_null, unique, accepted_values, row_count, freshness and custom_sql.
+
+Each kind builds one SQLAlchemy query that counts the failing rows, so identifiers are quoted by
+the dialect and values are bound. A check passes when it counts zero failing rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, tzinfo
+from typing import TYPE_CHECKING, Any
+
+from script_factory.config import CheckSpec
+from script_factory.errors import FatalError
+from utilities.dates import as_datetime
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection, Table
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    failing_rows: int
+    detail: str
+
+    @property
+    def passed(self) -> bool:
+        return self.failing_rows == 0
+
+
+def evaluate(
+    conn: Connection,
+    check: CheckSpec,
+    table: Table | None,
+    *,
+    custom_sql: str | None,
+    now: datetime,
+    source_zone: tzinfo,
+) -> CheckOutcome:
+    """Run ``check`` against ``table`` (reflected by the caller) and count what fails."""
+    from sqlalchemy import func, or_, select, text
+
+    opts = check.options
+    if check.kind == "custom_sql":
+        assert custom_sql is not None
+        query = select(func.count()).select_from(text(custom_sql.strip().rstrip(";")).columns().subquery("failing"))
+        failing = conn.execute(query).scalar_one()
+        return CheckOutcome(failing, f"{failing} row(s) returned by {opts['file']}")
+    assert table is not None
+    if check.kind == "not_null":
+        cols = [_column(table, c) for c in opts["columns"]]
+        failing = conn.execute(
+            select(func.count()).select_from(table).where(or_(*[c.is_(None) for c in cols]))
+        ).scalar_one()
+        return CheckOutcome(failing, f"{failing} row(s) with NULL in {', '.join(opts['columns'])}")
+    if check.kind == "unique":
+        cols = [_column(table, c) for c in opts["columns"]]
+        groups = select(func.count().label("n")).select_from(table).group_by(*cols).having(func.count() > 1).subquery()
+        failing = conn.execute(select(func.coalesce(func.sum(groups.c.n - 1), 0))).scalar_one()
+        return CheckOutcome(int(failing), f"{failing} duplicate row(s) on {', '.join(opts['columns'])}")
+    if check.kind == "accepted_values":
+        col = _column(table, opts["column"])
+        query = select(func.count()).select_from(table).where(col.is_not(None), col.not_in(list(opts["values"])))
+        failing = conn.execute(query).scalar_one()
+        return CheckOutcome(failing, f"{failing} row(s) with {opts['column']} outside {list(opts['values'])}")
+    if check.kind == "row_count":
+        count = conn.execute(select(func.count()).select_from(table)).scalar_one()
+        low, high = opts["min"], opts["max"]
+        bad = (low is not None and count < low) or (high is not None and count > high)
+        return CheckOutcome(
+            1 if bad else 0,
+            f"{count} row(s); expected between {low if low is not None else '-'} "
+            f"and {high if high is not None else '-'}",
+        )
+    if check.kind == "freshness":
+        newest = conn.execute(select(func.max(_column(table, opts["column"])))).scalar_one()
+        return _freshness(newest, opts["max_age"], now, source_zone, opts["column"])
+    raise FatalError(f"check {check.name}: unknown kind {check.kind!r}")
+
+
+def _column(table: Table, name: str) -> Any:
+    for column in table.columns:
+        if column.name.lower() == name.lower():
+            return column
+    raise FatalError(f"table {table.name} has no column {name!r} (named in a check in project.yml)")
+
+
+def _freshness(newest: Any, max_age: timedelta, now: datetime, source_zone: tzinfo, column: str) -> CheckOutcome:
+    if newest is None:
+        return CheckOutcome(1, f"no rows: {column} has no newest value")
+    value = as_datetime(newest)
+    if not isinstance(value, datetime):
+        raise FatalError(f"freshness check: {column} holds {newest!r}, which is not a date or datetime")
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=source_zone)
+    age = now.astimezone(UTC) - value.astimezone(UTC)
+    stale = age > max_age
+    return CheckOutcome(
+        1 if stale else 0, f"newest {column} is {value.isoformat(' ')}, {_hours(age)} old (max {max_age})"
+    )
+
+
+def _hours(age: timedelta) -> str:
+    return f"{age.total_seconds() / 3600:.1f} h"

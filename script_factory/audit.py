@@ -1,0 +1,226 @@
+"""The audit trail in the warehouse: ``etl_runs``, ``etl_task_runs``, ``etl_dq_results``, ``etl_migrations``.
+
+The audit row is the source of truth: it is inserted as ``running`` before any task and closed as
+``success`` or ``failed`` at the end. A table's incremental watermark is the ``data_max_date`` of
+its load in the latest *successful* run, so it never advances on failure. Window and data dates
+are stored as ISO-8601 text, at full precision and with the source's UTC offset when it had one
+(cast with ``::timestamptz`` in PostgreSQL); execution times are timestamps in UTC.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    and_,
+    insert,
+    select,
+    update,
+)
+
+from utilities.dates import CursorValue, decode_cursor, utc_now
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+logger = logging.getLogger(__name__)
+
+RUNNING, SUCCESS, FAILED = "running", "success", "failed"
+_ID = BigInteger().with_variant(Integer, "sqlite")  # SQLite autoincrements INTEGER PRIMARY KEY only
+
+metadata = MetaData()
+
+etl_runs = Table(
+    "etl_runs",
+    metadata,
+    Column("run_id", _ID, primary_key=True, autoincrement=True),
+    Column("project", String(100), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("load_type", String(1), nullable=False),
+    Column("start_load_date", String(40)),
+    Column("end_load_date", String(40)),
+    Column("start_execution_time", DateTime(timezone=True), nullable=False),
+    Column("end_execution_time", DateTime(timezone=True)),
+    Column("duration_seconds", Float),
+    Column("data_min_date", String(40)),
+    Column("data_max_date", String(40)),
+    Column("previous_max_date", String(40)),
+    Column("number_of_records", BigInteger),
+    Column("environment", String(50)),
+    Column("script_version", String(100)),
+    Column("target_database", String(200)),
+    Column("target_table", Text),
+    Column("error_message", Text),
+    Column("log_file", Text),
+    Column("output_files", Text),
+    Column("host", String(255)),
+    Column("pid", Integer),
+    Index("ix_etl_runs_project_run", "project", "run_id"),
+)
+
+etl_task_runs = Table(
+    "etl_task_runs",
+    metadata,
+    Column("task_run_id", _ID, primary_key=True, autoincrement=True),
+    Column("run_id", _ID, ForeignKey("etl_runs.run_id"), nullable=False),
+    Column("project", String(100), nullable=False),
+    Column("task_name", String(200), nullable=False),
+    Column("task_kind", String(30), nullable=False),
+    Column("target_table", String(200)),
+    Column("status", String(20), nullable=False),
+    Column("attempts", Integer, nullable=False, default=1),
+    Column("strategy", String(20)),
+    Column("window_start", String(40)),
+    Column("window_end", String(40)),
+    Column("previous_max_date", String(40)),
+    Column("data_min_date", String(40)),
+    Column("data_max_date", String(40)),
+    Column("rows", BigInteger),
+    Column("rows_per_second", Float),
+    Column("start_time", DateTime(timezone=True), nullable=False),
+    Column("end_time", DateTime(timezone=True)),
+    Column("duration_seconds", Float),
+    Column("message", Text),
+    Column("error_message", Text),
+    Index("ix_etl_task_runs_watermark", "project", "target_table", "run_id"),
+)
+
+etl_dq_results = Table(
+    "etl_dq_results",
+    metadata,
+    Column("result_id", _ID, primary_key=True, autoincrement=True),
+    Column("run_id", _ID, ForeignKey("etl_runs.run_id"), nullable=False),
+    Column("project", String(100), nullable=False),
+    Column("check_name", String(200), nullable=False),
+    Column("check_kind", String(30), nullable=False),
+    Column("table_name", String(200)),
+    Column("severity", String(10), nullable=False),
+    Column("status", String(10), nullable=False),  # pass | fail
+    Column("failing_rows", BigInteger),
+    Column("detail", Text),
+    Column("checked_at", DateTime(timezone=True), nullable=False),
+)
+
+etl_migrations = Table(
+    "etl_migrations",
+    metadata,
+    Column("filename", String(300), primary_key=True),
+    Column("checksum", String(64), nullable=False),
+    Column("project", String(100), nullable=False),
+    Column("run_id", BigInteger),
+    Column("applied_at", DateTime(timezone=True), nullable=False),
+)
+
+
+def ensure_tables(engine: Engine) -> None:
+    """Create the audit tables on first use (safe when two projects start at once)."""
+    from sqlalchemy.exc import DBAPIError
+
+    try:
+        metadata.create_all(engine, checkfirst=True)
+    except DBAPIError:
+        # Another process created them between our check and our CREATE: check again, quietly.
+        metadata.create_all(engine, checkfirst=True)
+
+
+def open_run(engine: Engine, values: Mapping[str, Any]) -> int:
+    """Insert the run's row as ``running``; returns its run_id."""
+    with engine.begin() as conn:
+        result = conn.execute(insert(etl_runs).values(status=RUNNING, **values))
+        return int(result.inserted_primary_key[0])
+
+
+def close_run(engine: Engine, run_id: int, values: Mapping[str, Any]) -> None:
+    with engine.begin() as conn:
+        conn.execute(update(etl_runs).where(etl_runs.c.run_id == run_id).values(**values))
+
+
+def start_task(engine: Engine, values: Mapping[str, Any]) -> int:
+    with engine.begin() as conn:
+        result = conn.execute(insert(etl_task_runs).values(status=RUNNING, **values))
+        return int(result.inserted_primary_key[0])
+
+
+def finish_task(engine: Engine, task_run_id: int, values: Mapping[str, Any]) -> None:
+    with engine.begin() as conn:
+        conn.execute(update(etl_task_runs).where(etl_task_runs.c.task_run_id == task_run_id).values(**values))
+
+
+def close_orphans(engine: Engine, project: str) -> int:
+    """Mark ``running`` rows of ``project`` as failed: called while holding the project lock, so any
+    such row belongs to a run that was killed or crashed. Returns how many runs were closed."""
+    message = "the run ended without closing its audit row (killed or crashed); its open load was rolled back"
+    now = utc_now()
+    with engine.begin() as conn:
+        closed = conn.execute(
+            update(etl_runs)
+            .where(and_(etl_runs.c.project == project, etl_runs.c.status == RUNNING))
+            .values(status=FAILED, error_message=message, end_execution_time=now)
+        ).rowcount
+        conn.execute(
+            update(etl_task_runs)
+            .where(and_(etl_task_runs.c.project == project, etl_task_runs.c.status == RUNNING))
+            .values(status=FAILED, error_message=message, end_time=now)
+        )
+    if closed:
+        logger.warning("closed %d audit row(s) of project %s left 'running' by a run that died", closed, project)
+    return closed
+
+
+def previous_max(engine: Engine, project: str, target_table: str) -> CursorValue | None:
+    """The watermark: ``data_max_date`` of ``target_table``'s load in the latest successful run."""
+    query = (
+        select(etl_task_runs.c.data_max_date)
+        .join(etl_runs, etl_runs.c.run_id == etl_task_runs.c.run_id)
+        .where(
+            etl_runs.c.project == project,
+            etl_runs.c.status == SUCCESS,
+            etl_task_runs.c.target_table == target_table,
+            etl_task_runs.c.status == SUCCESS,
+            etl_task_runs.c.data_max_date.is_not(None),
+        )
+        .order_by(etl_task_runs.c.run_id.desc())
+        .limit(1)
+    )
+    with engine.connect().execution_options(etl_readonly=True) as conn:
+        return decode_cursor(conn.execute(query).scalar_one_or_none())
+
+
+def tables_exist(engine: Engine) -> bool:
+    from sqlalchemy import inspect
+
+    with engine.connect().execution_options(etl_readonly=True) as conn:
+        return inspect(conn).has_table("etl_runs")
+
+
+def record_dq_result(engine: Engine, values: Mapping[str, Any]) -> None:
+    with engine.begin() as conn:
+        conn.execute(insert(etl_dq_results).values(checked_at=utc_now(), **values))
+
+
+def applied_migration(engine: Engine, filename: str) -> Mapping[str, Any] | None:
+    with engine.connect().execution_options(etl_readonly=True) as conn:
+        row = conn.execute(select(etl_migrations).where(etl_migrations.c.filename == filename)).mappings().first()
+        return dict(row) if row else None
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """SQLite gives timestamps back naive; they were written in UTC."""
+    if value is None or value.tzinfo is not None:
+        return value
+
+    return value.replace(tzinfo=UTC)

@@ -1,0 +1,101 @@
+"""The run context: what every step of one run shares (request, windows, connections, paths).
+
+Customer functions in ``script_worker.py`` receive it as their first argument; its public surface
+is ``request``, ``project``, ``paths``, ``environment``, ``window_for()``, ``connector()``,
+``engine()`` and ``logger``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from script_factory.config import ProjectConfig
+from script_factory.errors import ConfigError, FatalError
+from script_factory.request import RunRequest
+from script_factory.settings import Paths
+from script_factory.window import Window
+from utilities.secrets import Secret
+
+if TYPE_CHECKING:
+    from connectors.base import Connector
+    from connectors.sql import SqlConnector
+
+
+@dataclass
+class RunContext:
+    """Shared by the tasks of one run; the runner creates it and closes its connections."""
+
+    request: RunRequest
+    project: ProjectConfig
+    paths: Paths
+    environment: str
+    connection_urls: Mapping[str, Secret]
+    windows: Mapping[str, Window]
+    now: datetime
+    run_window: Window | None = None
+    run_id: int | None = None
+    progress_interval: float = 10.0
+    logger: logging.Logger = field(default_factory=lambda: logging.getLogger("project"))
+    _connectors: dict[str, Connector] = field(default_factory=dict)
+
+    def connector(self, name: str) -> Connector:
+        """The connector of connection ``name`` (opened once per run, closed by the runner)."""
+        if name not in self._connectors:
+            from connectors import open_connector
+
+            url = self.connection_urls.get(name)
+            if url is None:
+                raise ConfigError(f"project {self.project.name}: connection {name!r} is not declared in project.yml")
+            self._connectors[name] = open_connector(name, url, self.paths.home)
+        return self._connectors[name]
+
+    def sql_connector(self, name: str) -> SqlConnector:
+        """The connector of ``name``, which must be a SQL database."""
+        from connectors.sql import SqlConnector
+
+        connector = self.connector(name)
+        if not isinstance(connector, SqlConnector):
+            raise FatalError(f"connection {name!r} is a {connector.kind}, not a SQL database")
+        return connector
+
+    @property
+    def warehouse(self) -> SqlConnector:
+        return self.sql_connector(self.project.warehouse)
+
+    def engine(self, name: str) -> Any:
+        """The SQLAlchemy engine of SQL connection ``name`` (for customer functions)."""
+        return self.sql_connector(name).engine
+
+    def window_for(self, table: str) -> Window:
+        """The load window resolved for target table ``table`` at the start of the run."""
+        return self.windows[table]
+
+    @property
+    def output_dir(self) -> Path:
+        return self.paths.output / self.project.name
+
+    def bind_values(self, window: Window | None = None) -> dict[str, Any]:
+        """The values SQL files may reference: ``:start_date``, ``:end_date``, ``:previous_max_date``,
+        ``:load_type``, ``:run_id``, ``:project``."""
+        values: dict[str, Any] = {
+            "load_type": self.request.load_type.value,
+            "run_id": self.run_id,
+            "project": self.project.name,
+            "start_date": self.request.start_date,
+            "end_date": self.request.end_date or self.now,
+            "previous_max_date": None,
+        }
+        window = window or self.run_window
+        if window is not None:
+            values.update(start_date=window.start, end_date=window.end, previous_max_date=window.previous_max)
+        return values
+
+    def close(self) -> None:
+        for connector in self._connectors.values():
+            connector.close()
+        self._connectors.clear()

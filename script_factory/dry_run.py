@@ -1,0 +1,87 @@
+"""``--dry-run``: print the assembled tasks, their bound parameters and the SQL they would run.
+
+Nothing is written and nothing is created: the watermark is read only if the audit table already
+exists, and an embedded SQLite warehouse that does not exist yet is not opened.
+"""
+
+from __future__ import annotations
+
+from dataclasses import is_dataclass
+from typing import Any
+
+from connectors import open_connector
+from script_factory import audit
+from script_factory.context import RunContext
+from script_factory.factory import Plan
+from script_factory.request import RunRequest
+from script_factory.runner import resolve_windows
+from script_factory.settings import Settings
+from utilities.dates import utc_now
+from utilities.secrets import Masker
+
+
+def render(plan: Plan, request: RunRequest, settings: Settings) -> str:
+    project = plan.project
+    now = utc_now()
+    engine, watermark_note = _read_only_engine(plan, settings)
+    windows, run_window = resolve_windows(plan, request, now, engine)
+    ctx = RunContext(
+        request=request,
+        project=project,
+        paths=settings.paths,
+        environment=settings.environment,
+        connection_urls=plan.connection_urls,
+        windows=windows,
+        now=now,
+        run_window=run_window,
+    )
+    mask = Masker()
+    lines = [
+        f"DRY RUN of project {project.name} ({project.folder / 'project.yml'}): nothing is written",
+        f"load type {request.load_type.value}, environment {settings.environment}; watermarks: {watermark_note}",
+        "connections:",
+    ]
+    lines += [f"  {name} = {mask(url.reveal())}" for name, url in plan.connection_urls.items()]
+    lines.append(f"tasks ({len(plan.tasks)}), in order:")
+    try:
+        for number, task in enumerate(plan.tasks, 1):
+            lines.append(f"\n{number}. {task.name}  [{task.kind}]  {task.step}")
+            for key, value in task.bound_parameters().items():
+                if key != "sql":
+                    lines.append(f"   {key} = {_short(value)}")
+            if task.preview is not None:
+                lines += ["   " + line for line in task.preview(ctx).splitlines()]
+    finally:
+        ctx.close()
+        if engine is not None:
+            engine.dispose()
+    return "\n".join(lines)
+
+
+def _read_only_engine(plan: Plan, settings: Settings) -> tuple[Any, str]:
+    """An engine for reading watermarks, or None with the reason; never creates a database."""
+    warehouse = open_connector(
+        plan.project.warehouse, plan.connection_urls[plan.project.warehouse], settings.paths.home
+    )
+    path = getattr(warehouse, "path", None)
+    if path is not None and not path.is_file():
+        return None, f"none yet ({path} does not exist)"
+    try:
+        engine = warehouse.engine  # type: ignore[attr-defined]
+        if not audit.tables_exist(engine):
+            engine.dispose()
+            return None, "none yet (no etl_runs table)"
+        return engine, "read from etl_runs"
+    except Exception as exc:  # a dry run reports an unreachable warehouse instead of failing
+        return None, f"unknown (warehouse not readable: {type(exc).__name__})"
+
+
+def _short(value: Any) -> str:
+    if callable(value) and hasattr(value, "__qualname__"):
+        return f"{value.__module__}.{value.__qualname__}"
+    if is_dataclass(value):
+        fields = {k: v for k, v in vars(value).items() if v not in (None, (), {}, "")}
+        text = f"{type(value).__name__}({', '.join(f'{k}={v!r}' for k, v in fields.items())})"
+    else:
+        text = repr(value)
+    return text if len(text) <= 400 else text[:400] + "..."

@@ -1,0 +1,30 @@
+"""The exit-code table: the one module that maps an outcome to the code a scheduler reads."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+from script_factory.errors import ConfigError, DataQualityError, LockedError
+
+
+class ExitCode(IntEnum):
+    """Exit codes of ``script_runner.py``; the launchers pass them on unchanged."""
+
+    SUCCESS = 0  # every task succeeded
+    TASK_FAILED = 1  # a task failed (the audit row says which and why)
+    BAD_CONFIG = 2  # bad arguments or config; nothing connected
+    LOCKED = 3  # another live run of the same project holds the lock
+    QUALITY_FAILED = 4  # a data-quality check of severity "error" failed
+
+
+def exit_code_for(error: BaseException | None) -> ExitCode:
+    """The exit code for a run that ended with ``error`` (``None`` means success)."""
+    if error is None:
+        return ExitCode.SUCCESS
+    if isinstance(error, ConfigError):
+        return ExitCode.BAD_CONFIG
+    if isinstance(error, LockedError):
+        return ExitCode.LOCKED
+    if isinstance(error, DataQualityError):
+        return ExitCode.QUALITY_FAILED
+    return ExitCode.TASK_FAILED

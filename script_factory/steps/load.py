@@ -1,0 +1,67 @@
+"""The load step: stream one table from its source connection into the warehouse."""
+
+from __future__ import annotations
+
+from connectors.base import ReadRequest
+from script_factory.config import TableSpec
+from script_factory.context import RunContext
+from script_factory.load_strategies import LoadPlan, effective_strategy, load
+from script_factory.task import StepResult
+from script_factory.window import Window
+from utilities.progress import Progress
+
+
+def load_table(ctx: RunContext, *, table: TableSpec, sql: str | None) -> StepResult:
+    """Read ``table``'s source in its window and apply it to the target with its strategy."""
+    window = ctx.window_for(str(table.target))
+    strategy = _strategy(ctx, table, window)
+    source = ctx.connector(table.source.connection)
+    target = ctx.warehouse
+    ctx.logger.info(
+        "load %s <- %s (%s): strategy %s, window %s",
+        table.target,
+        table.source.connection,
+        source.kind,
+        strategy.value,
+        window.describe(),
+    )
+    progress = Progress(f"load {table.target}", ctx.progress_interval)
+    with source.read(read_request(ctx, table, sql, window)) as stream:
+        stats = load(target, stream, LoadPlan(table.target, strategy, table.keys, table.cursor, window), progress)
+    rate = stats.rows / progress.elapsed if progress.elapsed > 0 else 0.0
+    return StepResult(
+        rows=stats.rows,
+        data_min=stats.data_min,
+        data_max=stats.data_max,
+        message=f"{stats.rows:,} rows, {rate:,.0f} rows/s" + ("" if stats.rows else " (no new data)"),
+        strategy=strategy.value,
+    )
+
+
+def preview_load(ctx: RunContext, *, table: TableSpec, sql: str | None) -> str:
+    """What :func:`load_table` would run, for ``--dry-run``."""
+    window = ctx.window_for(str(table.target))
+    source = ctx.connector(table.source.connection)
+    return (
+        f"strategy: {_strategy(ctx, table, window).value}\nwindow: {window.describe()}\n"
+        f"{source.describe_read(read_request(ctx, table, sql, window))}"
+    )
+
+
+def read_request(ctx: RunContext, table: TableSpec, sql: str | None, window: Window) -> ReadRequest:
+    return ReadRequest(
+        sql=sql,
+        table=table.source.table,
+        params=ctx.bind_values(window),
+        cursor=table.cursor,
+        filtered=window.filtered and table.cursor is not None,
+        window_start=window.start,
+        window_end=window.end,
+        chunk_size=table.chunk_size or ctx.project.chunk_size,
+        options=table.source.options,
+    )
+
+
+def _strategy(ctx: RunContext, table: TableSpec, window: Window):
+    explicit = ctx.request.start_date is not None or bool(ctx.project.lookback)
+    return effective_strategy(table.strategy, ctx.request.load_type, window, table.cursor, explicit)

@@ -1,0 +1,47 @@
+"""Output steps: stream a query's rows into ``metadata/output/<project>/<name>_<YYYYmmdd_HHMMSS>.csv``."""
+
+from __future__ import annotations
+
+import csv
+import os
+
+from connectors.base import ReadRequest
+from script_factory.context import RunContext
+from script_factory.task import StepResult
+
+
+def write_output(ctx: RunContext, *, name: str, connection: str, sql: str, delete_after_run: bool) -> StepResult:
+    """Write the CSV to a ``.partial`` file and rename it when complete: never a half-written output."""
+    folder = ctx.output_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = ctx.now.astimezone().strftime("%Y%m%d_%H%M%S")
+    path = folder / f"{name}_{stamp}.csv"
+    counter = 2
+    while path.exists():
+        path = folder / f"{name}_{stamp}_{counter}.csv"
+        counter += 1
+    partial_path = path.with_name(path.name + ".partial")
+    rows = 0
+    source = ctx.connector(connection)
+    request = ReadRequest(sql=sql, params=ctx.bind_values(), chunk_size=ctx.project.chunk_size)
+    try:
+        with source.read(request) as stream, open(partial_path, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(stream.columns)
+            for chunk in stream:
+                writer.writerows(chunk)
+                rows += len(chunk)
+        os.replace(partial_path, path)
+    finally:
+        partial_path.unlink(missing_ok=True)
+    ctx.logger.info(
+        "output %s: %s rows -> %s%s", name, f"{rows:,}", path, " (deleted after the run)" if delete_after_run else ""
+    )
+    return StepResult(rows=rows, files=(path,), message=f"{rows:,} rows -> {path.name}", delete_files=delete_after_run)
+
+
+def preview_output(ctx: RunContext, *, name: str, connection: str, sql: str, delete_after_run: bool) -> str:
+    source = ctx.connector(connection)
+    return f"-> {ctx.output_dir}/{name}_<YYYYmmdd_HHMMSS>.csv\n" + source.describe_read(
+        ReadRequest(sql=sql, params=ctx.bind_values())
+    )

@@ -1,0 +1,46 @@
+"""Tasks and their results: a task is a name plus a ``functools.partial`` of a step function."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What a step reports back to the runner for the audit row and the summary."""
+
+    rows: int = 0
+    data_min: Any = None
+    data_max: Any = None
+    files: tuple[Path, ...] = ()
+    message: str = ""
+    delete_files: bool = False  # the files are deleted once the run has reported them
+    strategy: str | None = None  # for loads: the strategy this run applied
+
+
+@dataclass(frozen=True)
+class Task:
+    """One unit of work. ``run(ctx)`` does it; ``preview(ctx)`` says what it would do (``--dry-run``).
+
+    ``run`` is a ``functools.partial`` of a plain step function whose keyword-only parameters the
+    factory bound; the runner supplies only the shared run context.
+    """
+
+    name: str
+    kind: str
+    run: partial[Any]
+    target_table: str | None = None
+    preview: Callable[[Any], str] | None = None
+
+    def bound_parameters(self) -> dict[str, Any]:
+        """The parameters the factory bound, for ``--dry-run``."""
+        return dict(self.run.keywords)
+
+    @property
+    def step(self) -> str:
+        func = self.run.func
+        return f"{func.__module__}.{func.__qualname__}"

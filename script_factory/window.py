@@ -1,0 +1,92 @@
+"""The load window: which rows a table's load takes, as ``start < cursor <= end``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, tzinfo
+
+from script_factory.errors import ConfigError
+from script_factory.request import LoadType
+from utilities.dates import CursorValue
+
+
+@dataclass(frozen=True)
+class Window:
+    """The rows to load: ``start < cursor <= end``; ``filtered`` is False for an unbounded full load.
+
+    ``start_reason`` says where ``start`` came from, for the log and ``--dry-run``.
+    """
+
+    start: CursorValue
+    end: CursorValue | None
+    filtered: bool
+    start_reason: str
+    previous_max: CursorValue | None = None
+
+    def describe(self) -> str:
+        if not self.filtered:
+            return "all rows (full load)"
+        upper = f" <= {self.end}" if self.end is not None else ""
+        return f"{self.start} < cursor{upper}  (start: {self.start_reason})"
+
+
+def resolve_window(
+    *,
+    load_type: LoadType,
+    requested_start: datetime | None,
+    requested_end: datetime | None,
+    previous_max: CursorValue | None,
+    initial_start: datetime,
+    lookback: timedelta,
+    now: datetime,
+    source_zone: tzinfo,
+) -> Window:
+    """The window for one table, by the rule in DESIGN.md.
+
+    ``start`` is ``--start-date``, else (incremental only) the previous successful run's
+    ``data_max_date`` less ``lookback``, else ``initial_start``. ``end`` is ``--end-date``, else
+    ``now``. A full load without ``--start-date`` is unbounded (every row, NULL cursors included).
+    ``now`` is aware; it is turned naive in ``source_zone`` when the start is naive, so that the two
+    ends always compare with the source's cursor the same way.
+    """
+    if load_type is LoadType.FULL:
+        previous_max = None
+    if requested_start is not None:
+        start: CursorValue = requested_start
+        reason = "--start-date"
+    elif previous_max is not None:
+        start = _less(previous_max, lookback)
+        reason = "previous successful run's data_max_date" + (f" less lookback {lookback}" if lookback else "")
+    else:
+        start = initial_start
+        reason = "initial_start" if load_type is LoadType.INCREMENTAL else "full load"
+    end: CursorValue | None = requested_end if requested_end is not None else _now_like(start, now, source_zone)
+    filtered = load_type is LoadType.INCREMENTAL or requested_start is not None or requested_end is not None
+    if filtered and end is not None and _comparable(start, end) and not start < end:  # type: ignore[operator]
+        raise ConfigError(f"the load window is empty: start {start} is not before end {end}")
+    return Window(start=start, end=end, filtered=filtered, start_reason=reason, previous_max=previous_max)
+
+
+def _less(value: CursorValue, lookback: timedelta) -> CursorValue:
+    if not lookback:
+        return value
+    if isinstance(value, (datetime, date)):
+        return value - lookback
+    raise ConfigError(f"a lookback ({lookback}) needs a date or datetime cursor, but the watermark is {value!r}")
+
+
+def _now_like(start: CursorValue, now: datetime, source_zone: tzinfo) -> CursorValue | None:
+    """``now`` in the same kind as ``start``; None (no upper bound) for integer or text cursors."""
+    if isinstance(start, datetime) and start.tzinfo is None:
+        return now.astimezone(source_zone).replace(tzinfo=None)
+    if isinstance(start, datetime):
+        return now
+    if isinstance(start, date):
+        return now.astimezone(source_zone).replace(tzinfo=None)
+    return None
+
+
+def _comparable(a: CursorValue, b: CursorValue) -> bool:
+    if isinstance(a, datetime) and isinstance(b, datetime):
+        return (a.tzinfo is None) == (b.tzinfo is None)
+    return type(a) is type(b)

@@ -1,0 +1,177 @@
+"""The command line: arguments -> RunRequest -> run -> exit code (see script_factory/exit_codes.py).
+
+    python script_runner.py --project sales_demo                       # incremental (I)
+    python script_runner.py --project sales_demo --load-type F         # full reload
+    python script_runner.py --project sales_demo --start-date 2026-01-01 --end-date 2026-01-31
+    python script_runner.py --project sales_demo --dry-run             # print the tasks, touch nothing
+    python script_runner.py --list                                     # projects and their tables
+
+Bad input stops here with one line on stderr and exit code 2; nothing has connected by then.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, NoReturn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # launchers call this file from anywhere
+
+from script_factory.errors import ConfigError, LockedError
+from script_factory.exit_codes import ExitCode
+from script_factory.request import LoadType, RunRequest
+from utilities.dates import parse_iso_datetime
+
+PROG = "script_runner.py"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line and exit code 2 through ConfigError."""
+
+    def error(self, message: str) -> NoReturn:
+        raise ConfigError(f"{message} (see {PROG} --help)")
+
+
+def _date(text: str) -> datetime:
+    try:
+        return parse_iso_datetime(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO date or datetime (expected e.g. 2026-01-31 or 2026-01-31T08:00:00)"
+        ) from None
+
+
+def _load_type(text: str) -> LoadType:
+    try:
+        return LoadType(text.strip().upper())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a load type (expected I for incremental or F for full)"
+        ) from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description="Run an ETL project from customer_code/<project>/project.yml.")
+    parser.add_argument("--project", help="the project folder name under customer_code/")
+    parser.add_argument(
+        "--load-type",
+        type=_load_type,
+        default=LoadType.INCREMENTAL,
+        metavar="I|F",
+        help="I: incremental, rows after the previous watermark (default); F: full reload",
+    )
+    parser.add_argument(
+        "--start-date", type=_date, metavar="DATE", help="window start (exclusive), ISO date or datetime"
+    )
+    parser.add_argument("--end-date", type=_date, metavar="DATE", help="window end (inclusive), ISO date or datetime")
+    parser.add_argument("--env", metavar="NAME", help="read .env, then .env.NAME over it (e.g. --env prod)")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="print the tasks, bound parameters and SQL; touch nothing"
+    )
+    parser.add_argument("--list", action="store_true", help="list the projects and their tables")
+    return parser
+
+
+def parse_request(argv: Sequence[str]) -> tuple[RunRequest | None, argparse.Namespace]:
+    """The validated request (None with ``--list``) and the raw arguments; ConfigError on bad input."""
+    args = build_parser().parse_args(list(argv))
+    if args.list:
+        return None, args
+    if not args.project:
+        raise ConfigError(f"--project is required (see {PROG} --list for the projects)")
+    if args.start_date and args.end_date:
+        _check_order(args.start_date, args.end_date)
+    request = RunRequest(
+        project=args.project,
+        load_type=args.load_type,
+        start_date=args.start_date,
+        end_date=args.end_date,
+        env_name=args.env,
+        dry_run=args.dry_run,
+    )
+    return request, args
+
+
+def _check_order(start: datetime, end: datetime) -> None:
+    if (start.tzinfo is None) != (end.tzinfo is None):
+        raise ConfigError("--start-date and --end-date must both have a UTC offset or both have none")
+    if start >= end:
+        raise ConfigError(f"--start-date {start.isoformat(' ')} must be before --end-date {end.isoformat(' ')}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code (never raises for expected failures)."""
+    _terminate_gracefully()
+    try:
+        request, args = parse_request(sys.argv[1:] if argv is None else argv)
+        from script_factory.settings import load_settings
+
+        settings = load_settings(args.env)
+        if request is None:
+            print(_listing(settings))
+            return ExitCode.SUCCESS
+        from script_factory.factory import build_plan
+
+        plan = build_plan(request, settings)
+        if request.dry_run:
+            from script_factory.dry_run import render
+
+            print(render(plan, request, settings))
+            return ExitCode.SUCCESS
+        from script_factory.report import summary_text
+        from script_factory.runner import run
+
+        summary = run(plan, request, settings)
+        print(summary_text(summary, settings.paths.home))
+        return summary.exit_code
+    except ConfigError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return ExitCode.BAD_CONFIG
+    except LockedError as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return ExitCode.LOCKED
+    except KeyboardInterrupt:
+        print(
+            f"{PROG}: interrupted; the audit row is closed as failed and open loads were rolled back", file=sys.stderr
+        )
+        return 130
+
+
+def _listing(settings: Any) -> str:
+    from script_factory.factory import load_project_config, project_names
+
+    lines = []
+    for name in project_names(settings):
+        try:
+            project = load_project_config(name, settings)
+        except ConfigError as exc:
+            lines.append(f"{name}  (invalid: {exc})")
+            continue
+        lines.append(
+            f"{name}  {project.description}".rstrip() + (f"  [schedule {project.schedule}]" if project.schedule else "")
+        )
+        for table in project.tables:
+            source = table.source.query_file or table.source.table or dict(table.source.options)
+            lines.append(f"  {table.target}  <- {table.source.connection}: {source}  ({table.strategy.value})")
+    return "\n".join(lines) if lines else f"no projects in {settings.paths.projects}"
+
+
+def _terminate_gracefully() -> None:
+    """SIGTERM (a scheduler stopping the job) unwinds like Ctrl-C, so the audit row is closed."""
+    if hasattr(signal, "SIGTERM"):
+        try:
+            signal.signal(signal.SIGTERM, _raise_interrupt)
+        except ValueError:  # not the main thread (e.g. inside a test runner thread)
+            pass
+
+
+def _raise_interrupt(_signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+if __name__ == "__main__":
+    sys.exit(main())

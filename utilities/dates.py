@@ -1,0 +1,93 @@
+"""Dates: parsing ISO dates from the command line, durations such as ``2h``, and the watermark codec."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+CursorValue = datetime | date | int | str
+
+
+def parse_iso_datetime(text: str) -> datetime:
+    """Parse ``2026-01-31``, ``2026-01-31T08:00``, ``2026-01-31 08:00:00.5+02:00`` or ``...Z``.
+
+    A bare date means midnight. Raises ``ValueError`` with the offending text.
+    """
+    value = text.strip()
+    if not value:
+        raise ValueError("empty date")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{text!r} is not an ISO date or datetime") from None
+    return parsed
+
+
+def parse_duration(text: str | int | float) -> timedelta:
+    """Parse ``90s``, ``15m``, ``2h``, ``1d``, ``1w`` (or a number of seconds) into a timedelta."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        return timedelta(seconds=float(text))
+    match = _DURATION.match(str(text))
+    if not match:
+        raise ValueError(f"{text!r} is not a duration (expected e.g. 30m, 2h, 1d)")
+    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+
+
+def zone(name: str) -> tzinfo:
+    """The time zone called ``name`` (``UTC`` or an IANA name such as ``Europe/Paris``)."""
+    if name.upper() == "UTC":
+        return UTC
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{name!r} is not a time zone name (expected UTC or e.g. Europe/Paris)") from None
+
+
+def encode_cursor(value: CursorValue | None) -> str | None:
+    """Store a cursor value as text without losing anything: ISO 8601 with offset and microseconds."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, bool):
+        raise TypeError("a boolean cannot be an incremental cursor")
+    return str(value)
+
+
+def decode_cursor(text: str | None) -> CursorValue | None:
+    """The inverse of :func:`encode_cursor`: integers, dates and datetimes come back typed."""
+    if text is None:
+        return None
+    if re.fullmatch(r"-?\d+", text):
+        return int(text)
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            return date.fromisoformat(text)
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return text
+
+
+def as_datetime(value: CursorValue) -> CursorValue:
+    """Dates become midnight datetimes; ISO strings (as SQLite returns them) become datetimes."""
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day)
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    return value
+
+
+def utc_now() -> datetime:
+    """The current time, aware, in UTC."""
+    return datetime.now(UTC)

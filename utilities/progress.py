@@ -1,0 +1,56 @@
+"""Progress of a long step: a live line on a terminal, a log line every few seconds otherwise."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from typing import TextIO
+
+logger = logging.getLogger(__name__)
+
+
+class Progress:
+    """Counts rows for one step and reports rows, rows/s and elapsed time.
+
+    On a terminal it redraws one line on stderr; without one (cron, Task Scheduler, a pipe) it logs
+    a line every ``interval`` seconds, so a long load is never silent.
+    """
+
+    def __init__(self, label: str, interval: float = 10.0, stream: TextIO | None = None) -> None:
+        self.label = label
+        self.interval = interval
+        self.rows = 0
+        self.started = time.perf_counter()
+        self._stream = stream if stream is not None else sys.stderr
+        self._live = bool(getattr(self._stream, "isatty", lambda: False)())
+        self._last_report = self.started
+
+    @property
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+    @property
+    def rate(self) -> float:
+        elapsed = self.elapsed
+        return self.rows / elapsed if elapsed > 0 else 0.0
+
+    def advance(self, rows: int) -> None:
+        """Add ``rows`` and report if it is time to."""
+        self.rows += rows
+        now = time.perf_counter()
+        if self._live and now - self._last_report >= 0.2:
+            self._last_report = now
+            self._stream.write(f"\r  {self.label}: {self.rows:,} rows  {self.rate:,.0f} rows/s  {self.elapsed:.1f} s ")
+            self._stream.flush()
+        elif not self._live and now - self._last_report >= self.interval:
+            self._last_report = now
+            logger.info(
+                "%s: %s rows so far, %s rows/s, %.1f s", self.label, f"{self.rows:,}", f"{self.rate:,.0f}", self.elapsed
+            )
+
+    def finish(self) -> None:
+        """Clear the live line (the step's own summary line follows in the log)."""
+        if self._live:
+            self._stream.write("\r" + " " * 78 + "\r")
+            self._stream.flush()
