@@ -6,9 +6,15 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
+from script_factory.errors import ConfigError, FatalError
 from utilities.secrets import Secret
+
+if TYPE_CHECKING:
+    from script_factory.config import Strategy, TableName
+    from script_factory.window import Window
+    from utilities.progress import Progress
 
 Row = tuple[Any, ...]
 Chunk = list[Row]
@@ -23,6 +29,7 @@ class Capabilities:
     merge: bool = False  # supports the merge and delete_insert strategies as a target
     streaming: bool = True  # reads in bounded chunks, never the whole result in memory
     sql: bool = True  # sources are SQL queries or tables (False: files, objects, APIs)
+    upload: bool = False  # can receive output files (put_file)
 
 
 @dataclass(frozen=True)
@@ -44,6 +51,26 @@ class ReadRequest:
     window_end: Any = None
     chunk_size: int = 50_000
     options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LoadPlan:
+    """How a stream is applied to a target table (see script_factory/load_strategies.py)."""
+
+    target: TableName
+    strategy: Strategy
+    keys: tuple[str, ...]
+    cursor: str | None
+    window: Window
+
+
+@dataclass
+class LoadStats:
+    """What a load wrote: rows and the cursor's min and max among them."""
+
+    rows: int = 0
+    data_min: Any = None
+    data_max: Any = None
 
 
 class RowStream:
@@ -103,6 +130,21 @@ class Connector(ABC):
     def describe_read(self, request: ReadRequest) -> str:
         """What :meth:`read` would run, for ``--dry-run`` (the SQL, or the object listing)."""
         return f"read from {self.kind} connection {self.name!r}"
+
+    @classmethod
+    def validate_source(cls, options: Mapping[str, Any], where: str) -> None:
+        """Reject a table's ``source:`` keys this connector does not know (called by the factory,
+        before anything connects). SQL connectors take only ``query`` or ``table``."""
+        if options:
+            raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(options))} for a {cls.kind} source")
+
+    def write(self, stream: RowStream, plan: LoadPlan, progress: Progress) -> LoadStats:
+        """Apply ``stream`` to ``plan.target`` atomically (targets only)."""
+        raise FatalError(f"{self.kind} connection {self.name!r} cannot be a load target")
+
+    def put_file(self, path: Path, name: str) -> str:
+        """Upload a finished output file as ``name``; returns where it went (destinations only)."""
+        raise FatalError(f"{self.kind} connection {self.name!r} cannot receive output files")
 
     @abstractmethod
     def check(self) -> str:

@@ -11,13 +11,15 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from connectors.base import Capabilities, Chunk, Connector, ReadRequest, RowStream
+from connectors.base import Capabilities, Chunk, Connector, LoadPlan, LoadStats, ReadRequest, RowStream
 from script_factory.errors import ConfigError, FatalError, TransientError
 from utilities.sql_text import strip_comments
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine, Table
     from sqlalchemy.sql import Executable
+
+    from utilities.progress import Progress
 
 logger = logging.getLogger(__name__)
 
@@ -197,6 +199,11 @@ class SqlConnector(Connector):
         return RowStream(columns, chunks(), close)
 
     # -- writing (targets) --------------------------------------------------------------------
+
+    def write(self, stream: RowStream, plan: LoadPlan, progress: Progress) -> LoadStats:
+        from script_factory.load_strategies import load
+
+        return load(self, stream, plan, progress)
 
     def reflect(self, conn: Connection, name: Any) -> Table:
         """The target table as it is in the database; FatalError naming it if it does not exist."""

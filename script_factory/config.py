@@ -70,6 +70,7 @@ class TableSpec:
     keys: tuple[str, ...] = ()
     cursor: str | None = None
     chunk_size: int | None = None
+    target_connection: str | None = None  # None: the project's warehouse
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,7 @@ class OutputSpec:
     query_file: str
     connection: str = WAREHOUSE_CONNECTION
     delete_after_run: bool = False
+    upload: str | None = None  # a destination connection (e.g. S3) the CSV is also uploaded to
 
 
 @dataclass(frozen=True)
@@ -387,7 +389,7 @@ def _functions(r: _Reader, value: Any, section: str) -> tuple[FunctionSpec, ...]
     return tuple(specs)
 
 
-TABLE_KEYS = {"target", "source", "strategy", "keys", "cursor", "chunk_size"}
+TABLE_KEYS = {"target", "target_connection", "source", "strategy", "keys", "cursor", "chunk_size"}
 SOURCE_KEYS = {"connection", "query", "table"}
 
 
@@ -426,6 +428,11 @@ def _tables(r: _Reader, value: Any, chunk_size: int) -> tuple[TableSpec, ...]:
                 keys=keys,
                 cursor=cursor,
                 chunk_size=r.integer(body.get("chunk_size", chunk_size), f"{path}.chunk_size", 1),
+                target_connection=(
+                    r.name(body["target_connection"], f"{path}.target_connection")
+                    if body.get("target_connection") is not None
+                    else None
+                ),
             )
         )
     return tuple(specs)
@@ -507,13 +514,14 @@ def _outputs(r: _Reader, value: Any) -> tuple[OutputSpec, ...]:
     specs = []
     for i, item in enumerate(r.items(value, "outputs")):
         path = f"outputs[{i}]"
-        body = r.mapping(item, path, {"name", "query", "connection", "delete_after_run"}, {"name", "query"})
+        body = r.mapping(item, path, {"name", "query", "connection", "delete_after_run", "upload"}, {"name", "query"})
         specs.append(
             OutputSpec(
                 name=r.name(body["name"], f"{path}.name"),
                 query_file=r.relative_file(body["query"], f"{path}.query"),
                 connection=r.name(body.get("connection", WAREHOUSE_CONNECTION), f"{path}.connection"),
                 delete_after_run=r.boolean(body.get("delete_after_run", False), f"{path}.delete_after_run"),
+                upload=r.name(body["upload"], f"{path}.upload") if body.get("upload") is not None else None,
             )
         )
     return tuple(specs)
@@ -543,7 +551,11 @@ def _retention(r: _Reader, value: Any) -> RetentionSpec:
 def _check_references(r: _Reader, config: ProjectConfig) -> None:
     known = sorted(config.connections)
     used = [(f"tables ({t.target}).source.connection", t.source.connection) for t in config.tables]
+    used += [
+        (f"tables ({t.target}).target_connection", t.target_connection) for t in config.tables if t.target_connection
+    ]
     used += [(f"outputs ({o.name}).connection", o.connection) for o in config.outputs]
+    used += [(f"outputs ({o.name}).upload", o.upload) for o in config.outputs if o.upload]
     for path, name in used:
         if name not in config.connections:
             raise ConfigError(

@@ -47,7 +47,7 @@ def render(plan: Plan, request: RunRequest, settings: Settings) -> str:
         for number, task in enumerate(plan.tasks, 1):
             lines.append(f"\n{number}. {task.name}  [{task.kind}]  {task.step}")
             for key, value in task.bound_parameters().items():
-                if key != "sql":
+                if key not in ("sql", "files"):
                     lines.append(f"   {key} = {_short(value)}")
             if task.preview is not None:
                 lines += ["   " + line for line in task.preview(ctx).splitlines()]

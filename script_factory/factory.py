@@ -19,6 +19,7 @@ from types import ModuleType
 from typing import Any
 
 from connectors import connector_class, scheme_of
+from connectors.base import Connector
 from script_factory.config import FunctionSpec, ProjectConfig, load_project
 from script_factory.errors import ConfigError
 from script_factory.request import RunRequest
@@ -92,10 +93,19 @@ def build_plan(request: RunRequest, settings: Settings) -> Plan:
         )
     tasks += [_function_task(project, worker, spec, "before_load") for spec in project.before_load]
     for table in project.tables:
-        source_cls = connector_class(scheme_of(urls[table.source.connection].reveal()))
+        source_cls = _connector_class(urls, table.source.connection)
         where = f"tables ({table.target}).source"
+        if not source_cls.capabilities.read:
+            raise ConfigError(f"{folder / 'project.yml'}: {where}.connection: a {source_cls.kind} cannot be read from")
         if source_cls.capabilities.sql and not (table.source.query_file or table.source.table):
             raise ConfigError(f"{folder / 'project.yml'}: {where}: expected query (a .sql file) or table")
+        source_cls.validate_source(table.source.options, f"{folder / 'project.yml'}: {where}")
+        target_cls = _connector_class(urls, table.target_connection or project.warehouse)
+        if not target_cls.capabilities.write:
+            raise ConfigError(
+                f"{folder / 'project.yml'}: tables ({table.target}).target_connection: "
+                f"a {target_cls.kind} cannot be a load target"
+            )
         sql = (
             _read(project, folder, table.source.query_file, f"{where}.query", None) if table.source.query_file else None
         )
@@ -143,7 +153,13 @@ def build_plan(request: RunRequest, settings: Settings) -> Plan:
             "connection": out.connection,
             "sql": sql,
             "delete_after_run": out.delete_after_run,
+            "upload": out.upload,
         }
+        if out.upload and not _connector_class(urls, out.upload).capabilities.upload:
+            raise ConfigError(
+                f"{folder / 'project.yml'}: outputs ({out.name}).upload: "
+                f"a {_connector_class(urls, out.upload).kind} cannot receive files"
+            )
         tasks.append(
             Task(
                 f"output:{out.name}",
@@ -173,6 +189,10 @@ def resolve_connections(project: ProjectConfig, settings: Settings) -> dict[str,
         connector_class(scheme_of(url.reveal()))  # an unknown scheme fails here, before anything connects
         urls[name] = url
     return urls
+
+
+def _connector_class(urls: Mapping[str, Secret], name: str) -> type[Connector]:
+    return connector_class(scheme_of(urls[name].reveal()))
 
 
 def _read(project: ProjectConfig, base: Path, relative: str, where: str, dialect: str | None) -> str:

@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from connectors.base import Chunk, RowStream
-from script_factory.config import Strategy, TableName
+from connectors.base import Chunk, LoadPlan, LoadStats, RowStream
+from script_factory.config import Strategy
 from script_factory.errors import FatalError
 from script_factory.request import LoadType
 from script_factory.window import Window
@@ -32,24 +31,6 @@ if TYPE_CHECKING:
     from connectors.sql import SqlConnector
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class LoadPlan:
-    target: TableName
-    strategy: Strategy
-    keys: tuple[str, ...]
-    cursor: str | None
-    window: Window
-
-
-@dataclass
-class LoadStats:
-    """What a load wrote: rows and the cursor's min and max among them."""
-
-    rows: int = 0
-    data_min: Any = None
-    data_max: Any = None
 
 
 def effective_strategy(

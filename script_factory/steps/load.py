@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from connectors.base import ReadRequest
+from connectors.base import LoadPlan, ReadRequest
 from script_factory.config import TableSpec
 from script_factory.context import RunContext
-from script_factory.load_strategies import LoadPlan, effective_strategy, load
+from script_factory.load_strategies import effective_strategy
 from script_factory.task import StepResult
 from script_factory.window import Window
 from utilities.progress import Progress
@@ -16,7 +16,7 @@ def load_table(ctx: RunContext, *, table: TableSpec, sql: str | None) -> StepRes
     window = ctx.window_for(str(table.target))
     strategy = _strategy(ctx, table, window)
     source = ctx.connector(table.source.connection)
-    target = ctx.warehouse
+    target = ctx.connector(table.target_connection or ctx.project.warehouse)
     ctx.logger.info(
         "load %s <- %s (%s): strategy %s, window %s",
         table.target,
@@ -27,7 +27,7 @@ def load_table(ctx: RunContext, *, table: TableSpec, sql: str | None) -> StepRes
     )
     progress = Progress(f"load {table.target}", ctx.progress_interval)
     with source.read(read_request(ctx, table, sql, window)) as stream:
-        stats = load(target, stream, LoadPlan(table.target, strategy, table.keys, table.cursor, window), progress)
+        stats = target.write(stream, LoadPlan(table.target, strategy, table.keys, table.cursor, window), progress)
     rate = stats.rows / progress.elapsed if progress.elapsed > 0 else 0.0
     return StepResult(
         rows=stats.rows,

@@ -10,7 +10,9 @@ from script_factory.context import RunContext
 from script_factory.task import StepResult
 
 
-def write_output(ctx: RunContext, *, name: str, connection: str, sql: str, delete_after_run: bool) -> StepResult:
+def write_output(
+    ctx: RunContext, *, name: str, connection: str, sql: str, delete_after_run: bool, upload: str | None = None
+) -> StepResult:
     """Write the CSV to a ``.partial`` file and rename it when complete: never a half-written output."""
     folder = ctx.output_dir
     folder.mkdir(parents=True, exist_ok=True)
@@ -37,11 +39,19 @@ def write_output(ctx: RunContext, *, name: str, connection: str, sql: str, delet
     ctx.logger.info(
         "output %s: %s rows -> %s%s", name, f"{rows:,}", path, " (deleted after the run)" if delete_after_run else ""
     )
-    return StepResult(rows=rows, files=(path,), message=f"{rows:,} rows -> {path.name}", delete_files=delete_after_run)
+    message = f"{rows:,} rows -> {path.name}"
+    if upload:
+        where = ctx.connector(upload).put_file(path, f"{ctx.project.name}/{path.name}")
+        ctx.logger.info("output %s: uploaded to %s", name, where)
+        message += f", uploaded to {where}"
+    return StepResult(rows=rows, files=(path,), message=message, delete_files=delete_after_run)
 
 
-def preview_output(ctx: RunContext, *, name: str, connection: str, sql: str, delete_after_run: bool) -> str:
+def preview_output(
+    ctx: RunContext, *, name: str, connection: str, sql: str, delete_after_run: bool, upload: str | None = None
+) -> str:
     source = ctx.connector(connection)
-    return f"-> {ctx.output_dir}/{name}_<YYYYmmdd_HHMMSS>.csv\n" + source.describe_read(
+    uploaded = f" and uploaded through connection {upload!r}" if upload else ""
+    return f"-> {ctx.output_dir}/{name}_<YYYYmmdd_HHMMSS>.csv{uploaded}\n" + source.describe_read(
         ReadRequest(sql=sql, params=ctx.bind_values())
     )
