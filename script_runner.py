@@ -72,6 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--dry-run", action="store_true", help="print the tasks, bound parameters and SQL; touch nothing"
     )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="connect to every connection of the project and report; exit 2 if one fails",
+    )
     parser.add_argument("--list", action="store_true", help="list the projects and their tables")
     return parser
 
@@ -117,6 +122,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         from script_factory.factory import build_plan
 
         plan = build_plan(request, settings)
+        if args.check:
+            from script_factory.connection_check import check_connections
+
+            lines, all_ok = check_connections(plan, settings)
+            print("\n".join(settings.masker(line) for line in lines))
+            return ExitCode.SUCCESS if all_ok else ExitCode.BAD_CONFIG
         if request.dry_run:
             from script_factory.dry_run import render
 

@@ -4,6 +4,7 @@ breaks a project that does not use it."""
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -43,9 +44,13 @@ def connector_class(scheme: str) -> type[Connector]:
     return getattr(module, class_name)
 
 
-def open_connector(name: str, url: Secret, home: Path) -> Connector:
-    """A connector for connection ``name``; its driver is imported on first real use."""
-    return connector_class(scheme_of(url.reveal()))(name, url, home)
+def open_connector(name: str, url: Secret, home: Path, variables: Mapping[str, str] | None = None) -> Connector:
+    """A connector for connection ``name``; its driver is imported on first real use.
+
+    ``variables`` is the run's merged environment, from which the connector reads its documented
+    ``ETL_CONN_<NAME>_<KEY>`` settings.
+    """
+    return connector_class(scheme_of(url.reveal()))(name, url, home, variables)
 
 
 def _first_chars(url: str) -> str:

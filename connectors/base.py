@@ -106,10 +106,25 @@ class Connector(ABC):
     #: the kind shown in messages and the README table, e.g. "PostgreSQL"
     kind: ClassVar[str] = "connector"
 
-    def __init__(self, name: str, url: Secret, home: Path) -> None:
+    def __init__(self, name: str, url: Secret, home: Path, variables: Mapping[str, str] | None = None) -> None:
         self.name = name
         self.url = url
         self.home = home
+        self._variables = dict(variables or {})
+
+    def setting(self, key: str, default: str | None = None) -> str | None:
+        """Connector setting ``ETL_CONN_<NAME>_<KEY>`` (e.g. ``ETL_CONN_LAKE_SECRET_ACCESS_KEY``).
+
+        Connectors never read ``os.environ``: the runner hands them the merged environment (process
+        environment over ``.env`` files). Wrap secret values in ``Secret`` before keeping them.
+        """
+        value = self._variables.get(f"ETL_CONN_{self.name.upper()}_{key.upper()}")
+        return value if value not in (None, "") else default
+
+    def variable(self, key: str, default: str | None = None) -> str | None:
+        """A driver's own standard variable (e.g. ``AWS_REGION``) from the same merged environment."""
+        value = self._variables.get(key)
+        return value if value not in (None, "") else default
 
     @property
     def safe_url(self) -> str:

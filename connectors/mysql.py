@@ -21,6 +21,10 @@ class MysqlConnector(SqlConnector):
             url = url.update_query_dict({"charset": "utf8mb4"})
         return url
 
+    def engine_options(self) -> dict[str, Any]:
+        timeout = int(self.variable("ETL_CONNECT_TIMEOUT", "15") or 15)
+        return {**super().engine_options(), "connect_args": {"connect_timeout": timeout}}
+
     def server_version(self, conn: Any) -> str:
         version = conn.exec_driver_sql("SELECT VERSION()").scalar()
         return f"{'MariaDB' if 'mariadb' in str(version).lower() else 'MySQL'} {version}"

@@ -19,6 +19,10 @@ class PostgresConnector(SqlConnector):
     kind: ClassVar[str] = "PostgreSQL"
     driver: ClassVar[str | None] = "psycopg"
 
+    def engine_options(self) -> dict[str, Any]:
+        timeout = int(self.variable("ETL_CONNECT_TIMEOUT", "15") or 15)
+        return {**super().engine_options(), "connect_args": {"connect_timeout": timeout}}
+
     def server_version(self, conn: Connection) -> str:
         version = conn.exec_driver_sql("SHOW server_version").scalar()
         return f"PostgreSQL {version}"

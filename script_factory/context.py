@@ -35,6 +35,7 @@ class RunContext:
     paths: Paths
     environment: str
     connection_urls: Mapping[str, Secret]
+    variables: Mapping[str, str]
     windows: Mapping[str, Window]
     now: datetime
     run_window: Window | None = None
@@ -51,7 +52,7 @@ class RunContext:
             url = self.connection_urls.get(name)
             if url is None:
                 raise ConfigError(f"project {self.project.name}: connection {name!r} is not declared in project.yml")
-            self._connectors[name] = open_connector(name, url, self.paths.home)
+            self._connectors[name] = open_connector(name, url, self.paths.home, self.variables)
         return self._connectors[name]
 
     def sql_connector(self, name: str) -> SqlConnector:

@@ -31,6 +31,7 @@ def render(plan: Plan, request: RunRequest, settings: Settings) -> str:
         paths=settings.paths,
         environment=settings.environment,
         connection_urls=plan.connection_urls,
+        variables=settings.variables,
         windows=windows,
         now=now,
         run_window=run_window,
@@ -61,7 +62,7 @@ def render(plan: Plan, request: RunRequest, settings: Settings) -> str:
 def _read_only_engine(plan: Plan, settings: Settings) -> tuple[Any, str]:
     """An engine for reading watermarks, or None with the reason; never creates a database."""
     warehouse = open_connector(
-        plan.project.warehouse, plan.connection_urls[plan.project.warehouse], settings.paths.home
+        plan.project.warehouse, plan.connection_urls[plan.project.warehouse], settings.paths.home, settings.variables
     )
     path = getattr(warehouse, "path", None)
     if path is not None and not path.is_file():

@@ -111,6 +111,7 @@ def _run_locked(plan: Plan, request: RunRequest, settings: Settings, summary: Ru
         paths=settings.paths,
         environment=settings.environment,
         connection_urls=plan.connection_urls,
+        variables=settings.variables,
         windows={},
         now=summary.started,
         progress_interval=settings.option("ETL_PROGRESS_SECONDS", None, 10.0, float),

@@ -130,13 +130,12 @@ def secret_values(variables: Mapping[str, str]) -> list[str]:
     """The secret strings to mask: secret-named variables and the passwords inside connection URLs."""
     found: list[str] = []
     for key, value in variables.items():
-        if not value or not is_secret_name(key):
+        if not value:
             continue
-        passwords = _url_passwords(value)
-        if passwords:
-            found.extend(passwords)
-        elif not key.upper().startswith("ETL_CONN_"):
+        if is_secret_name(key):
             found.append(value)
+        elif key.upper().startswith("ETL_"):
+            found.extend(_url_passwords(value))
     return found
 
 

@@ -53,7 +53,7 @@ class Masker:
 
     def add(self, values: Iterable[str]) -> None:
         """Remember more secret values (longest first, so a secret containing another masks whole)."""
-        merged = set(self._known) | {v for v in values if v and len(v) >= 3}
+        merged = set(self._known) | {v for v in values if v and len(v) >= 4}
         self._known = sorted(merged, key=len, reverse=True)
 
     def __call__(self, text: str) -> str:
@@ -64,8 +64,10 @@ class Masker:
         return _KEY_VALUE.sub(lambda m: f"{m['head']}{MASK}", text)
 
 
+SECRET_MARKERS = ("PASSWORD", "PASSWD", "SECRET", "TOKEN", "API_KEY", "ACCESS_KEY", "PRIVATE_KEY", "CREDENTIALS_JSON")
+
+
 def is_secret_name(name: str) -> bool:
-    """True for environment variable names that hold secrets (passwords, tokens, keys, URLs)."""
+    """True for environment variable names whose whole value is a secret (passwords, tokens, keys)."""
     upper = name.upper()
-    markers = ("PASSWORD", "PASSWD", "SECRET", "TOKEN", "API_KEY", "ACCESS_KEY", "PRIVATE_KEY")
-    return upper.startswith("ETL_CONN_") or any(marker in upper for marker in markers)
+    return any(marker in upper for marker in SECRET_MARKERS)

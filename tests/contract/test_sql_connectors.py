@@ -29,8 +29,12 @@ def _seed(connector: Any, dialect: str) -> None:
         conn.execute(
             text("INSERT INTO items VALUES (:id, :name, :amount, :updated_at)"),
             [
-                {"id": i, "name": n, "amount": str(a) if dialect == "sqlite" else a,
-                 "updated_at": u.strftime("%Y-%m-%d %H:%M:%S") if dialect == "sqlite" else u}
+                {
+                    "id": i,
+                    "name": n,
+                    "amount": str(a) if dialect == "sqlite" else a,
+                    "updated_at": u.strftime("%Y-%m-%d %H:%M:%S") if dialect == "sqlite" else u,
+                }
                 for i, n, a, u in ROWS
             ],
         )
@@ -39,9 +43,12 @@ def _seed(connector: Any, dialect: str) -> None:
 def _source(connector: Any) -> ContractSource:
     def request(window: Any, chunk_size: int) -> ReadRequest:
         return ReadRequest(
-            sql="SELECT id, name, amount, updated_at FROM items ORDER BY id", cursor="updated_at",
-            filtered=window is not None, window_start=window[0] if window else None,
-            window_end=window[1] if window else None, chunk_size=chunk_size,
+            sql="SELECT id, name, amount, updated_at FROM items ORDER BY id",
+            cursor="updated_at",
+            filtered=window is not None,
+            window_start=window[0] if window else None,
+            window_end=window[1] if window else None,
+            chunk_size=chunk_size,
         )
 
     return ContractSource(connector, request, missing=ReadRequest(table=TableName("no_such_table")))
