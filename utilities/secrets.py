@@ -11,7 +11,7 @@ MASK = "***"
 _URL_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s]*:)(?P<secret>[^@\s]+)(?P<tail>@)")
 _KEY_VALUE = re.compile(
     r"(?P<head>\b[\w\-]*(?:password|passwd|pwd|secret|token|api[_\-]?key|access[_\-]?key)[\w\-]*"
-    r"[\"']?\s*[=:]\s*[\"']?)(?P<secret>[^\s\"'&;,]+)",
+    r"[\"']?\s*[=:]\s*[\"']?)(?P<secret>[^\s\"'&;,)]+)",
     re.IGNORECASE,
 )
 
