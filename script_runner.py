@@ -55,7 +55,9 @@ def _load_type(text: str) -> LoadType:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog=PROG, description="Run an ETL project from customer_code/<project>/project.yml.")
+    parser = _Parser(
+        prog=PROG, description="Run an ETL project from customer_code/<project>/project.yml.", allow_abbrev=False
+    )
     parser.add_argument("--project", help="the project folder name under customer_code/")
     parser.add_argument(
         "--load-type",

@@ -132,13 +132,20 @@ class SqlConnector(Connector):
         except (TransientError, FatalError, ConfigError):
             raise
         except DBAPIError as exc:
-            message = _first_line(str(exc.orig) if exc.orig is not None else str(exc))
-            text = f"{self.kind} connection {self.name!r} ({self.safe_url}): {action} failed: {message}"
-            if exc.connection_invalidated or _is_transient(message):
-                raise TransientError(text) from exc
-            raise FatalError(text) from exc
+            message = str(exc.orig) if exc.orig is not None else str(exc)
+            raise self._translated(action, message, exc.connection_invalidated) from exc
         except SQLAlchemyError as exc:
             raise FatalError(f"{self.kind} connection {self.name!r}: {action} failed: {_first_line(str(exc))}") from exc
+        except Exception as exc:
+            # Raw driver errors from the bulk paths (COPY, executemany) that SQLAlchemy did not wrap.
+            dbapi = self._engine.dialect.loaded_dbapi if self._engine is not None else None
+            if dbapi is not None and isinstance(exc, dbapi.Error):
+                raise self._translated(action, str(exc), False) from exc
+            raise
+
+    def _translated(self, action: str, message: str, invalidated: bool) -> TransientError | FatalError:
+        text = f"{self.kind} connection {self.name!r} ({self.safe_url}): {action} failed: {_first_line(message)}"
+        return TransientError(text) if invalidated or _is_transient(message) else FatalError(text)
 
     # -- reading ------------------------------------------------------------------------------
 

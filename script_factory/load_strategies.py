@@ -38,14 +38,18 @@ def effective_strategy(
 ) -> Strategy:
     """The strategy a run applies.
 
-    * A full load without dates replaces the table; with dates it replaces the window
-      (``delete_insert``) when the table has a cursor.
+    * A full load without dates replaces the table. With dates, a table with a cursor reloads that
+      window: a ``merge`` table merges the window's rows again (a row may have moved out of the
+      window since, so deleting by window would lose it), any other table replaces the window
+      (``delete_insert``).
     * An incremental ``append`` whose window may overlap rows already loaded (dates given on the
       command line, or a lookback) becomes ``delete_insert``, so re-running a window never
       duplicates rows.
     """
     if load_type is LoadType.FULL:
-        return Strategy.DELETE_INSERT if window.filtered and cursor else Strategy.REPLACE
+        if not (window.filtered and cursor):
+            return Strategy.REPLACE
+        return Strategy.MERGE if declared is Strategy.MERGE else Strategy.DELETE_INSERT
     if declared is Strategy.APPEND and explicit_window:
         return Strategy.DELETE_INSERT
     return declared
@@ -125,7 +129,7 @@ def _delete_window(conn: Connection, table: Table, plan: LoadPlan) -> None:
     from sqlalchemy import delete
 
     assert plan.cursor is not None
-    cursor = table.c[_index_of(table.columns.keys(), plan.cursor)]
+    cursor = next(c for c in table.columns if c.name.lower() == plan.cursor.lower())
     stmt = delete(table).where(cursor > plan.window.start)
     if plan.window.end is not None:
         stmt = stmt.where(cursor <= plan.window.end)
@@ -138,7 +142,7 @@ def _merge(
 ) -> None:
     from sqlalchemy import Column, MetaData, Table, and_, exists, func, insert, or_, select
 
-    names = {c.lower(): c for c in table.columns}
+    names = {c.name.lower(): c.name for c in table.columns}
     staging = Table(
         f"_etl_stage_{table.name}"[:63],
         MetaData(),

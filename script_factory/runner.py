@@ -217,7 +217,7 @@ def _run_task(task: Task, ctx: RunContext, engine: Any) -> TaskOutcome:
             task.name,
             seconds,
             _describe(error),
-            exc_info=not isinstance(error, EtlError),
+            exc_info=error if not isinstance(error, EtlError) else None,
         )
     else:
         logger.info(

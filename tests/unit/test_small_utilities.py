@@ -1,0 +1,155 @@
+"""Utilities: the cursor codec, masking, SQL splitting, retention and the strategy rule."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from script_factory.config import Strategy
+from script_factory.load_strategies import effective_strategy
+from script_factory.request import LoadType
+from script_factory.settings import secret_values
+from script_factory.window import Window
+from utilities import logs
+from utilities.dates import decode_cursor, encode_cursor
+from utilities.retention import prune
+from utilities.secrets import Masker, Secret
+from utilities.sql_text import split_statements, strip_comments
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        datetime(2026, 3, 29, 2, 30, 0, 123456, tzinfo=timezone(timedelta(hours=-5, minutes=-30))),
+        datetime(2026, 1, 1, 0, 0, 0, 1),
+        datetime(1969, 12, 31, 23, 59, 59),
+        date(1900, 1, 1),
+        -9223372036854775808,
+        42,
+    ],
+)
+def test_the_watermark_codec_is_lossless(value: object) -> None:
+    text = encode_cursor(value)  # type: ignore[arg-type]
+    back = decode_cursor(text)
+    assert back == value and type(back) is type(value)
+    if isinstance(value, datetime):
+        assert back.tzinfo == value.tzinfo  # type: ignore[union-attr]
+
+
+def test_secret_never_prints_itself() -> None:
+    secret = Secret("hunter2!")
+    assert "hunter2" not in f"{secret} {secret!r} {[secret]}"
+    assert secret.reveal() == "hunter2!"
+
+
+def test_masker_hides_known_values_url_passwords_and_key_values() -> None:
+    mask = Masker(["s3cr3t-token"])
+    text = mask("token s3cr3t-token; postgresql://etl:p%40ss@db:5432/x; mysql password=abc123 api_key: zz99zz")
+    assert "s3cr3t-token" not in text and "p%40ss" not in text and "abc123" not in text and "zz99zz" not in text
+    assert "postgresql://etl:***@db:5432/x" in text
+
+
+def test_secret_values_come_from_secret_names_and_url_passwords() -> None:
+    found = secret_values(
+        {
+            "ETL_CONN_ERP": "postgresql://etl:p%40ss@db/x",
+            "ETL_CONN_LAKE_SECRET_ACCESS_KEY": "AKIASECRETVALUE",
+            "ETL_SMTP_PASSWORD": "mailpass",
+            "ETL_CONN_LOCAL": "sqlite:///metadata/x.db",
+            "HOME": "/root",
+        }
+    )
+    assert {"p%40ss", "p@ss", "AKIASECRETVALUE", "mailpass"} <= set(found)
+    assert "/root" not in found and "sqlite:///metadata/x.db" not in found
+
+
+def test_log_files_mask_secrets_in_messages_and_tracebacks(tmp_path: Path) -> None:
+    log_file = tmp_path / "run.log"
+    logs.install(log_file, Masker(["topsecret99"]))
+    try:
+        log = logging.getLogger("test.masking")
+        log.info("connecting with topsecret99")
+        try:
+            raise RuntimeError("failed for postgresql://u:topsecret99@h/db")
+        except RuntimeError:
+            log.exception("boom")
+    finally:
+        logs.remove()
+    text = log_file.read_text(encoding="utf-8")
+    assert "topsecret99" not in text and text.count("***") >= 2
+
+
+def test_split_statements_respects_quotes_comments_and_dollar_bodies() -> None:
+    script = """
+        -- a comment; not a split
+        INSERT INTO t VALUES ('a;b', "c;d"); /* x; y */
+        CREATE FUNCTION f() RETURNS int AS $body$ SELECT 1; $body$ LANGUAGE sql;
+        SELECT 'it''s; fine';
+        -- trailing comment only
+    """
+    statements = split_statements(script)
+    assert len(statements) == 3
+    assert statements[1].endswith("$body$ SELECT 1; $body$ LANGUAGE sql")
+    assert statements[2] == "SELECT 'it''s; fine'"
+
+
+def test_strip_comments_removes_bind_looking_text_in_comments_only() -> None:
+    sql = "SELECT ':kept' AS x -- filters on :start\nFROM t /* :end */ WHERE a = :value"
+    assert strip_comments(sql) == "SELECT ':kept' AS x \nFROM t   WHERE a = :value"
+
+
+def _touch(folder: Path, name: str, age_days: float = 0) -> Path:
+    path = folder / name
+    path.write_text("x", encoding="utf-8")
+    stamp = time.time() - age_days * 86400
+    os.utime(path, (stamp, stamp))
+    return path
+
+
+def test_retention_keeps_the_newest_runs_per_series_and_drops_old_files(tmp_path: Path) -> None:
+    for day in range(1, 6):
+        _touch(tmp_path, f"p_2026010{day}_000000.log")
+        _touch(tmp_path, f"daily_2026010{day}_000000.csv")
+    old = _touch(tmp_path, "p_20250101_000000.log", age_days=90)
+    unrelated = _touch(tmp_path, "notes.txt", age_days=900)
+    deleted = prune(tmp_path, keep_days=30, keep_runs=3)
+    remaining = sorted(p.name for p in tmp_path.iterdir())
+    assert old in deleted and unrelated.exists()
+    assert remaining == sorted(
+        ["notes.txt"]
+        + [f"p_2026010{d}_000000.log" for d in (3, 4, 5)]
+        + [f"daily_2026010{d}_000000.csv" for d in (3, 4, 5)]
+    )
+
+
+def test_retention_never_deletes_protected_files(tmp_path: Path) -> None:
+    keep = _touch(tmp_path, "p_20200101_000000.log", age_days=2000)
+    prune(tmp_path, keep_days=1, keep_runs=1, protect={keep})
+    assert keep.exists()
+
+
+WINDOW = Window(start=datetime(2026, 1, 1), end=datetime(2026, 2, 1), filtered=True, start_reason="x")
+UNBOUNDED = Window(start=datetime(1900, 1, 1), end=None, filtered=False, start_reason="full load")
+
+
+@pytest.mark.parametrize(
+    ("declared", "load_type", "window", "cursor", "explicit", "expected"),
+    [
+        (Strategy.MERGE, LoadType.FULL, UNBOUNDED, "ts", False, Strategy.REPLACE),
+        (Strategy.APPEND, LoadType.FULL, WINDOW, "ts", True, Strategy.DELETE_INSERT),
+        (Strategy.MERGE, LoadType.FULL, WINDOW, None, True, Strategy.REPLACE),
+        (Strategy.MERGE, LoadType.FULL, WINDOW, "ts", True, Strategy.MERGE),
+        (Strategy.REPLACE, LoadType.FULL, WINDOW, "ts", True, Strategy.DELETE_INSERT),
+        (Strategy.APPEND, LoadType.INCREMENTAL, WINDOW, "ts", False, Strategy.APPEND),
+        (Strategy.APPEND, LoadType.INCREMENTAL, WINDOW, "ts", True, Strategy.DELETE_INSERT),
+        (Strategy.MERGE, LoadType.INCREMENTAL, WINDOW, "ts", True, Strategy.MERGE),
+        (Strategy.REPLACE, LoadType.INCREMENTAL, WINDOW, None, False, Strategy.REPLACE),
+    ],
+)
+def test_effective_strategy(declared, load_type, window, cursor, explicit, expected) -> None:  # noqa: ANN001
+    assert effective_strategy(declared, load_type, window, cursor, explicit) is expected
