@@ -31,9 +31,9 @@ def query(url: str, sql: str, **params: object) -> list[tuple]:
         engine.dispose()
 
 
-def source_rows(home: Path, sql: str) -> list[tuple]:
+def source_rows(home: Path, sql: str, *params: object) -> list[tuple]:
     with sqlite3.connect(home / "metadata" / "sales_demo" / "source.db") as conn:
-        return conn.execute(sql).fetchall()
+        return conn.execute(sql, params).fetchall()
 
 
 def test_full_then_incremental_loads_only_new_and_changed_rows(warehouse: str, demo_home: Path) -> None:
@@ -65,9 +65,8 @@ def test_full_then_incremental_loads_only_new_and_changed_rows(warehouse: str, d
     # ...and loads exactly the source lines whose cursor moved past it: the new day and the updated orders.
     changed = source_rows(
         demo_home,
-        "SELECT count(*) FROM order_lines l JOIN orders o USING (order_id) WHERE max(o.updated_at, l.updated_at) > ?".replace(
-            "?", f"'{first_fact[5]}'"
-        ),
+        "SELECT count(*) FROM order_lines l JOIN orders o USING (order_id) WHERE max(o.updated_at, l.updated_at) > ?",
+        first_fact[5],
     )[0][0]
     assert second_fact[3] == changed and 0 < changed < lines_after_first
     assert runs[1][5] == sum(t[3] for t in tasks if t[0] == runs[1][0])

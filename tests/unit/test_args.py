@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -52,7 +52,7 @@ def test_dates_keep_their_offset() -> None:
     )
     assert request is not None
     assert request.start_date == datetime(2026, 1, 1, tzinfo=timezone(timedelta(hours=2)))
-    assert request.end_date.tzinfo == timezone.utc
+    assert request.end_date.tzinfo == UTC
 
 
 def test_list_needs_no_project() -> None:

@@ -26,7 +26,7 @@ BASE = {
 }
 
 
-def parse(doc: dict, tmp_path: Path):  # noqa: ANN201
+def parse(doc: dict, tmp_path: Path):
     folder = tmp_path / "p1"
     folder.mkdir(exist_ok=True)
     return parse_project(doc, folder, folder / "project.yml")

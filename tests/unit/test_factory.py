@@ -14,7 +14,7 @@ from script_factory.request import RunRequest
 from script_factory.settings import load_settings
 
 
-def plan_for(project: str = "sales_demo"):  # noqa: ANN201
+def plan_for(project: str = "sales_demo"):
     return build_plan(RunRequest(project=project), load_settings())
 
 

@@ -151,5 +151,5 @@ UNBOUNDED = Window(start=datetime(1900, 1, 1), end=None, filtered=False, start_r
         (Strategy.REPLACE, LoadType.INCREMENTAL, WINDOW, None, False, Strategy.REPLACE),
     ],
 )
-def test_effective_strategy(declared, load_type, window, cursor, explicit, expected) -> None:  # noqa: ANN001
+def test_effective_strategy(declared, load_type, window, cursor, explicit, expected) -> None:
     assert effective_strategy(declared, load_type, window, cursor, explicit) is expected

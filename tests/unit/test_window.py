@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
@@ -11,11 +11,11 @@ from script_factory.request import LoadType
 from script_factory.window import resolve_window
 from utilities.dates import zone
 
-NOW = datetime(2026, 11, 22, 12, 0, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 22, 12, 0, 0, tzinfo=UTC)
 INITIAL = datetime(2024, 1, 1)
 
 
-def window(load_type=LoadType.INCREMENTAL, start=None, end=None, previous=None, lookback=timedelta(0), tz="UTC"):  # noqa: ANN001, ANN201
+def window(load_type=LoadType.INCREMENTAL, start=None, end=None, previous=None, lookback=timedelta(0), tz="UTC"):
     return resolve_window(
         load_type=load_type,
         requested_start=start,
