@@ -1,0 +1,141 @@
+"""A run killed with SIGKILL mid-load leaves the target as it was, and the next run completes it;
+two concurrent runs of one project end with exit 3 for one of them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from tests.conftest import REPO
+from tests.projects import write_project
+
+BIG_ROWS = 1_000_000
+PROJECT = """
+project: big
+connections:
+  src:
+    default: sqlite:///metadata/big_source.db
+ddl: [big/001_big.sql]
+tables:
+  - target: big_items
+    source: {connection: src, query: sql/big.sql}
+    strategy: merge
+    keys: [id]
+    cursor: updated_at
+    chunk_size: 5000
+"""
+DDL = "CREATE TABLE big_items (id BIGINT PRIMARY KEY, name VARCHAR(40), amount NUMERIC(14,2), updated_at TIMESTAMP);"
+QUERY = "SELECT id, name, amount, updated_at FROM items WHERE id <= {limit}"
+
+
+def make_source(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT, amount NUMERIC, updated_at TEXT)")
+        conn.execute(
+            f"""WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM g WHERE i < {BIG_ROWS})
+            INSERT INTO items SELECT i, 'name ' || i, i * 0.01,
+                   strftime('%Y-%m-%d %H:%M:%S', '2024-01-01', '+' || i || ' seconds') FROM g"""
+        )
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def big_home(request: pytest.FixtureRequest, etl_home: Path) -> tuple[Path, dict[str, str], str]:
+    write_project(
+        etl_home, "big", PROJECT, files={"sql/big.sql": QUERY.format(limit=1000)}, ddl={"big/001_big.sql": DDL}
+    )
+    make_source(etl_home / "metadata" / "big_source.db")
+    env = {**os.environ, "ETL_HOME": str(etl_home), "ETL_PROGRESS_SECONDS": "0.2"}
+    if request.param == "sqlite":
+        url = f"sqlite:///{etl_home / 'metadata' / 'warehouse.db'}"
+    else:
+        pg = request.getfixturevalue("pg_url")
+        env["ETL_CONN_WAREHOUSE"] = pg
+        url = pg.replace("postgresql://", "postgresql+psycopg://")
+    return etl_home, env, url
+
+
+def start(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, str(REPO / "script_runner.py"), "--project", "big", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def scalar(url: str, sql: str) -> object:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(text(sql)).scalar()
+    finally:
+        engine.dispose()
+
+
+def wait_for_log(home: Path, needle: str, process: subprocess.Popen[str], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for log in (home / "metadata" / "logs" / "big").glob("big_*.log"):
+            if needle in log.read_text(encoding="utf-8"):
+                return
+        assert process.poll() is None, f"the run ended before {needle!r}: {process.communicate()}"
+        time.sleep(0.05)
+    raise AssertionError(f"{needle!r} never appeared in the log")
+
+
+def test_sigkill_mid_load_leaves_the_target_unchanged_and_the_next_run_completes(big_home) -> None:
+    home, env, url = big_home
+    first = start(env, "--load-type", "F")
+    assert first.wait(60) == 0, first.communicate()
+    assert scalar(url, "SELECT count(*) FROM big_items") == 1000
+
+    (home / "customer_code" / "big" / "sql" / "big.sql").write_text(QUERY.format(limit=BIG_ROWS), encoding="utf-8")
+    victim = start(env, "--load-type", "F")  # a full reload: TRUNCATE/DELETE first, then COPY
+    wait_for_log(home, "rows so far", victim)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(30)
+    assert victim.returncode == -signal.SIGKILL
+
+    # The killed transaction is rolled back: the 1000 rows are still there, nothing half-written.
+    assert scalar(url, "SELECT count(*) FROM big_items") == 1000
+    assert scalar(url, "SELECT max(id) FROM big_items") == 1000
+
+    last = start(env, "--load-type", "F")
+    out, err = last.communicate(timeout=300)
+    assert last.returncode == 0, err
+    assert scalar(url, "SELECT count(*) FROM big_items") == BIG_ROWS
+    assert scalar(url, "SELECT count(DISTINCT id) FROM big_items") == BIG_ROWS
+    assert "took over the lock of project big left by a run that did not finish" in err
+    statuses = scalar(
+        url,
+        "SELECT string_agg(status, ',') FROM (SELECT status FROM etl_runs ORDER BY run_id) s"
+        if url.startswith("postgresql")
+        else "SELECT group_concat(status, ',') FROM (SELECT status FROM etl_runs ORDER BY run_id)",
+    )
+    assert statuses == "success,failed,success"
+    assert "killed or crashed" in str(scalar(url, "SELECT error_message FROM etl_runs WHERE status = 'failed'"))
+
+
+def test_two_concurrent_runs_one_exits_3(big_home) -> None:
+    home, env, url = big_home
+    (home / "customer_code" / "big" / "sql" / "big.sql").write_text(QUERY.format(limit=BIG_ROWS), encoding="utf-8")
+    first = start(env, "--load-type", "F")
+    wait_for_log(home, "task load:big_items: started", first)
+    second = start(env, "--load-type", "F")
+    _, second_err = second.communicate(timeout=60)
+    _, first_err = first.communicate(timeout=300)
+    assert sorted([first.returncode, second.returncode]) == [0, 3]
+    assert second.returncode == 3
+    assert "project big is already running by pid" in second_err
+    assert scalar(url, "SELECT count(*) FROM big_items") == BIG_ROWS
+    assert scalar(url, "SELECT count(*) FROM etl_runs") == 1
