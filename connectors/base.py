@@ -19,6 +19,9 @@ if TYPE_CHECKING:
 Row = tuple[Any, ...]
 Chunk = list[Row]
 
+# Stream kinds a target may accept (ReadRequest.accept); every source can produce ROWS.
+ROWS, ARROW, PGCOPY = "rows", "arrow", "pgcopy"
+
 
 @dataclass(frozen=True)
 class Capabilities:
@@ -39,7 +42,9 @@ class ReadRequest:
     ``sql`` is the text of the project's query file (bind parameters like ``:start_date``), or None
     when ``table`` names a source table. When ``window_start``/``window_end`` are given together
     with ``cursor``, the connector keeps only rows with ``window_start < cursor <= window_end``.
-    ``options`` are the connector-specific keys of the table's ``source:`` block.
+    ``options`` are the connector-specific keys of the table's ``source:`` block. ``accept`` lists
+    the stream kinds the target can take (``rows`` always; ``arrow``, ``pgcopy`` when it can), so
+    a source may hand over Arrow batches or raw COPY bytes instead of Python rows.
     """
 
     sql: str | None = None
@@ -51,6 +56,7 @@ class ReadRequest:
     window_end: Any = None
     chunk_size: int = 50_000
     options: Mapping[str, Any] = field(default_factory=dict)
+    accept: frozenset[str] = frozenset({ROWS})
 
 
 @dataclass(frozen=True)
@@ -66,11 +72,25 @@ class LoadPlan:
 
 @dataclass
 class LoadStats:
-    """What a load wrote: rows and the cursor's min and max among them."""
+    """What a load wrote: rows and the cursor's min and max among them.
+
+    ``exact_range`` is False when the writer could not see the values (COPY pass-through); the
+    load then reads the range back from what it wrote, inside the same transaction. ``path``
+    names the write path taken, for the log.
+    """
 
     rows: int = 0
     data_min: Any = None
     data_max: Any = None
+    exact_range: bool = True
+    path: str = "rows"
+
+    def widen(self, low: Any, high: Any) -> None:
+        """Extend the range with a chunk's min and max (None values are ignored)."""
+        if low is not None and (self.data_min is None or low < self.data_min):
+            self.data_min = low
+        if high is not None and (self.data_max is None or high > self.data_max):
+            self.data_max = high
 
 
 class RowStream:
@@ -99,10 +119,32 @@ class RowStream:
         self.close()
 
 
+class ArrowStream(RowStream):
+    """Arrow record batches of at most ``chunk_size`` rows. Iterating it still yields row chunks (for
+    targets that take rows); Arrow-aware targets call :meth:`batches` and never build Python rows."""
+
+    def __init__(
+        self, columns: list[str], schema: Any, batches: Iterator[Any], close: Callable[[], None] | None = None
+    ) -> None:
+        super().__init__(columns, (_rows_of(batch) for batch in batches), close)
+        self.schema = schema  # pyarrow.Schema
+        self._batches = batches
+
+    def batches(self) -> Iterator[Any]:
+        """The ``pyarrow.RecordBatch`` objects, in order."""
+        return self._batches
+
+
+def _rows_of(batch: Any) -> Chunk:
+    return list(zip(*(column.to_pylist() for column in batch.columns), strict=True))
+
+
 class Connector(ABC):
     """One configured connection. Drivers are imported on first use, never at module import."""
 
     capabilities: ClassVar[Capabilities] = Capabilities()
+    #: the stream kinds this connector accepts as a target, best first (see ReadRequest.accept)
+    accepts: ClassVar[frozenset[str]] = frozenset({ROWS})
     #: the kind shown in messages and the README table, e.g. "PostgreSQL"
     kind: ClassVar[str] = "connector"
 

@@ -1,21 +1,61 @@
-"""PostgreSQL through psycopg 3: the production warehouse; bulk writes use COPY."""
+"""PostgreSQL through psycopg 3: the production warehouse. Loads use COPY, and PostgreSQL to
+PostgreSQL passes COPY bytes straight through without Python touching a row."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+import io
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from connectors.base import Capabilities, Chunk
+from connectors.base import (
+    ARROW,
+    PGCOPY,
+    ROWS,
+    ArrowStream,
+    Capabilities,
+    Chunk,
+    LoadStats,
+    ReadRequest,
+    RowStream,
+)
 from connectors.sql import SqlConnector
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Table
+
+    from utilities.progress import Progress
+
+PROGRESS_EVERY = 16_384  # COPY blocks (rows) between progress updates on the pass-through path
+
+
+class PgCopyStream(RowStream):
+    """A PostgreSQL query as COPY output: the target picks binary (types identical) or text.
+
+    ``type_oids`` are the result's column types, known before any row moves.
+    """
+
+    def __init__(
+        self,
+        columns: list[str],
+        type_oids: list[int],
+        open_copy: Callable[[str], AbstractContextManager[Any]],
+        close: Callable[[], None],
+    ) -> None:
+        super().__init__(columns, iter(()), close)
+        self.type_oids = type_oids
+        self._open_copy = open_copy
+
+    def copy_out(self, fmt: str) -> AbstractContextManager[Any]:
+        """The source's ``COPY (query) TO STDOUT (FORMAT fmt)``; iterate it for byte blocks."""
+        return self._open_copy(fmt)
 
 
 class PostgresConnector(SqlConnector):
     """``postgresql://user@host:5432/db`` (always driven by psycopg 3)."""
 
     capabilities: ClassVar[Capabilities] = Capabilities(read=True, write=True, merge=True, streaming=True)
+    accepts: ClassVar[frozenset[str]] = frozenset({PGCOPY, ARROW, ROWS})
     kind: ClassVar[str] = "PostgreSQL"
     driver: ClassVar[str | None] = "psycopg"
 
@@ -27,16 +67,135 @@ class PostgresConnector(SqlConnector):
         version = conn.exec_driver_sql("SHOW server_version").scalar()
         return f"PostgreSQL {version}"
 
+    # -- reading ------------------------------------------------------------------------------
+
+    def read(self, request: ReadRequest) -> RowStream:
+        if PGCOPY in request.accept:
+            return self._copy_stream(request)
+        return super().read(request)
+
+    def _copy_stream(self, request: ReadRequest) -> PgCopyStream:
+        """The windowed query as COPY output. COPY takes no server-side parameters, so psycopg
+        merges the bound values into the statement client-side, with its own literal adaptation."""
+        stmt, params = self.select_for(request)
+        compiled = stmt.compile(dialect=self.dialect)
+        sql = str(compiled)
+        values = compiled.construct_params(params)
+        with self.translate_errors("open"):
+            raw = self.engine.raw_connection()
+        try:
+            with self.translate_errors("describe the query"):
+                cursor = raw.driver_connection.cursor()
+                cursor.execute(f"SELECT * FROM ({sql}) AS etl_describe LIMIT 0", values)
+                columns = [d.name for d in cursor.description]
+                oids = [d.type_code for d in cursor.description]
+        except BaseException:
+            raw.close()
+            raise
+
+        def open_copy(fmt: str) -> AbstractContextManager[Any]:
+            return cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT {fmt})", values)
+
+        def close() -> None:
+            cursor.close()
+            raw.close()
+
+        return PgCopyStream(columns, oids, open_copy, close)
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def copy_into(
+        self,
+        conn: Connection,
+        table: Table,
+        columns: Sequence[str],
+        stream: RowStream,
+        cursor: str | None,
+        progress: Progress,
+    ) -> LoadStats:
+        if isinstance(stream, PgCopyStream):
+            return self._pass_through(conn, table, columns, stream, progress)
+        if isinstance(stream, ArrowStream) and _csv_safe(stream):
+            return self._copy_arrow(conn, table, columns, stream, cursor, progress)
+        return super().copy_into(conn, table, columns, stream, cursor, progress)
+
     def bulk_write(self, conn: Connection, table: Table, columns: Sequence[str], chunks: Iterator[Chunk]) -> None:
-        """``COPY table (columns) FROM STDIN`` on the transaction's own connection."""
-        preparer = conn.dialect.identifier_preparer
-        target = preparer.format_table(table)
-        column_list = ", ".join(preparer.quote(c) for c in columns)
-        dbapi = conn.connection.dbapi_connection
-        with dbapi.cursor() as cur, cur.copy(f"COPY {target} ({column_list}) FROM STDIN") as copy:
+        """Python rows: ``COPY ... FROM STDIN`` in text format, psycopg adapting each value."""
+        cursor, copy_cm = self._copy_in(conn, table, columns, "text")
+        with cursor, copy_cm as copy:
             for chunk in chunks:
                 for row in chunk:
                     copy.write_row(row)
+
+    def _pass_through(
+        self, conn: Connection, table: Table, columns: Sequence[str], stream: PgCopyStream, progress: Progress
+    ) -> LoadStats:
+        """COPY TO -> COPY FROM byte blocks. Binary when every column's type is identical on both
+        sides (the fastest, and exact); text otherwise, where PostgreSQL casts each value."""
+        fmt = "binary" if stream.type_oids == self._type_oids(conn, table, columns) else "text"
+        blocks = 0
+        cursor, copy_in_cm = self._copy_in(conn, table, columns, fmt)
+        with cursor:
+            with copy_in_cm as copy_in, stream.copy_out(fmt) as copy_out:
+                for block in copy_out:
+                    copy_in.write(block)
+                    blocks += 1
+                    if blocks % PROGRESS_EVERY == 0:
+                        progress.advance(PROGRESS_EVERY)
+            rows = int(cursor.rowcount)
+        progress.advance(rows - (blocks // PROGRESS_EVERY) * PROGRESS_EVERY)
+        return LoadStats(rows=rows, exact_range=False, path=f"COPY pass-through ({fmt})")
+
+    def _copy_arrow(
+        self,
+        conn: Connection,
+        table: Table,
+        columns: Sequence[str],
+        stream: ArrowStream,
+        cursor: str | None,
+        progress: Progress,
+    ) -> LoadStats:
+        """Arrow batches -> CSV bytes (pyarrow, in C++) -> ``COPY ... (FORMAT csv)``. pyarrow quotes
+        every string, so NULL (empty, unquoted) and '' ("") stay apart, as PostgreSQL's CSV expects."""
+        import pyarrow.compute as pc
+        import pyarrow.csv as pacsv
+
+        options = pacsv.WriteOptions(include_header=False)
+        index = [c.lower() for c in stream.columns].index(cursor.lower()) if cursor else None
+        stats = LoadStats(path="Arrow -> COPY (csv)")
+        cursor, copy_cm = self._copy_in(conn, table, columns, "csv")
+        with cursor, copy_cm as copy:
+            for batch in stream.batches():
+                buffer = io.BytesIO()
+                pacsv.write_csv(batch, buffer, options)
+                copy.write(buffer.getbuffer())
+                stats.rows += batch.num_rows
+                if index is not None and batch.num_rows:
+                    bounds = pc.min_max(batch.column(index))
+                    stats.widen(bounds["min"].as_py(), bounds["max"].as_py())
+                progress.advance(batch.num_rows)
+        return stats
+
+    def _copy_in(self, conn: Connection, table: Table, columns: Sequence[str], fmt: str) -> tuple[Any, Any]:
+        """A cursor on the transaction's own connection and its ``COPY ... FROM STDIN`` (enter both;
+        the cursor's rowcount says how many rows the COPY wrote)."""
+        preparer = conn.dialect.identifier_preparer
+        column_list = ", ".join(preparer.quote(c) for c in columns)
+        options = "" if fmt == "text" else f" (FORMAT {fmt})"
+        cursor = conn.connection.dbapi_connection.cursor()
+        return cursor, cursor.copy(f"COPY {preparer.format_table(table)} ({column_list}) FROM STDIN{options}")
+
+    def _type_oids(self, conn: Connection, table: Table, columns: Sequence[str]) -> list[int]:
+        """The type oid of each of ``columns`` in ``table`` (a temporary table included)."""
+        preparer = conn.dialect.identifier_preparer
+        rows = conn.exec_driver_sql(
+            "SELECT attname, atttypid FROM pg_attribute WHERE attrelid = %(table)s::regclass AND attnum > 0",
+            {"table": preparer.format_table(table)},
+        ).all()
+        by_name = {name: oid for name, oid in rows}
+        return [int(by_name[c]) for c in columns]
+
+    # -- strategies ---------------------------------------------------------------------------
 
     def truncate(self, conn: Connection, table: Table) -> None:
         preparer = conn.dialect.identifier_preparer
@@ -44,3 +203,41 @@ class PostgresConnector(SqlConnector):
 
     def temp_table_options(self) -> Mapping[str, Any]:
         return {"prefixes": ["TEMPORARY"], "postgresql_on_commit": "DROP"}
+
+    def apply_merge(
+        self, conn: Connection, table: Table, staging: Table, columns: Sequence[str], keys: Sequence[str]
+    ) -> int:
+        """One ``MERGE`` statement on PostgreSQL 15 and later; delete + insert before that."""
+        if (conn.dialect.server_version_info or (0,)) < (15,):
+            return super().apply_merge(conn, table, staging, columns, keys)
+        q = conn.dialect.identifier_preparer.quote
+        on = " AND ".join(f"t.{q(k)} = s.{q(k)}" for k in keys)
+        updates = ", ".join(f"{q(c)} = s.{q(c)}" for c in columns if c not in keys)
+        matched = f"UPDATE SET {updates}" if updates else "DO NOTHING"
+        insert_cols = ", ".join(q(c) for c in columns)
+        insert_vals = ", ".join(f"s.{q(c)}" for c in columns)
+        target = conn.dialect.identifier_preparer.format_table(table)
+        source = conn.dialect.identifier_preparer.format_table(staging)
+        result = conn.exec_driver_sql(
+            f"MERGE INTO {target} AS t USING {source} AS s ON {on} "
+            f"WHEN MATCHED THEN {matched} WHEN NOT MATCHED THEN INSERT ({insert_cols}) VALUES ({insert_vals})"
+        )
+        return int(result.rowcount)
+
+
+def _csv_safe(stream: ArrowStream) -> bool:
+    """Arrow types whose pyarrow CSV text PostgreSQL parses back exactly (binary and nested do not)."""
+    import pyarrow as pa
+    import pyarrow.types as t
+
+    schema: pa.Schema = stream.schema
+    return all(
+        not (
+            t.is_binary(f.type)
+            or t.is_large_binary(f.type)
+            or t.is_fixed_size_binary(f.type)
+            or t.is_nested(f.type)
+            or t.is_dictionary(f.type)
+        )
+        for f in schema
+    )

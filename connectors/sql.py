@@ -225,6 +225,33 @@ class SqlConnector(Connector):
                 f"create it with a DDL file listed under ddl: in project.yml"
             ) from None
 
+    def copy_into(
+        self,
+        conn: Connection,
+        table: Table,
+        columns: Sequence[str],
+        stream: RowStream,
+        cursor: str | None,
+        progress: Progress,
+    ) -> LoadStats:
+        """Write ``stream`` into ``table`` inside the caller's transaction; report rows and the
+        cursor's range. Targets with faster paths (PostgreSQL COPY) override this."""
+        tracker = Tracker(stream, cursor, progress)
+        self.bulk_write(conn, table, columns, iter(tracker))
+        return tracker.stats
+
+    def apply_merge(
+        self, conn: Connection, table: Table, staging: Table, columns: Sequence[str], keys: Sequence[str]
+    ) -> int:
+        """Replace the target rows whose keys are in ``staging`` with the staging rows (delete +
+        insert, in the caller's transaction); returns the number of rows written."""
+        from sqlalchemy import and_, exists, insert, select
+
+        match = and_(*[staging.c[k] == table.c[k] for k in keys])
+        conn.execute(table.delete().where(exists(select(1).select_from(staging).where(match))))
+        result = conn.execute(insert(table).from_select(list(columns), select(*[staging.c[c] for c in columns])))
+        return int(result.rowcount)
+
     def bulk_write(self, conn: Connection, table: Table, columns: Sequence[str], chunks: Iterator[Chunk]) -> None:
         """Write every chunk into ``table`` inside the caller's transaction (executemany here)."""
         from sqlalchemy import insert
@@ -241,6 +268,31 @@ class SqlConnector(Connector):
     def temp_table_options(self) -> Mapping[str, Any]:
         """Extra ``Table`` keyword arguments for a transaction-scoped staging table."""
         return {"prefixes": ["TEMPORARY"]}
+
+
+class Tracker:
+    """Passes row chunks through while counting rows, tracking the cursor's range and reporting progress."""
+
+    def __init__(self, stream: RowStream, cursor: str | None, progress: Progress) -> None:
+        self.stream = stream
+        lowered = [c.lower() for c in stream.columns]
+        self.cursor_index = lowered.index(cursor.lower()) if cursor and cursor.lower() in lowered else None
+        self.progress = progress
+        self.stats = LoadStats()
+
+    def __iter__(self) -> Iterator[Chunk]:
+        index = self.cursor_index
+        stats = self.stats
+        for chunk in self.stream:
+            if not chunk:
+                continue
+            if index is not None:
+                values = [row[index] for row in chunk if row[index] is not None]
+                if values:
+                    stats.widen(min(values), max(values))
+            stats.rows += len(chunk)
+            self.progress.advance(len(chunk))
+            yield chunk
 
 
 def _first_line(message: str) -> str:

@@ -6,8 +6,13 @@ included) leaves the target as it was:
 * ``append``        - rows are written straight into the target.
 * ``replace``       - the target is emptied (TRUNCATE on PostgreSQL), then written.
 * ``delete_insert`` - the target's rows inside the window are deleted, then the window is written.
-* ``merge``         - rows go to a transaction-scoped staging table; target rows with the same keys
-                      are deleted, and the staging rows inserted, in the same transaction.
+* ``merge``         - rows go to a transaction-scoped temporary staging table, checked for NULL and
+                      duplicate keys, then applied in one ``MERGE`` (PostgreSQL 15+) or as delete +
+                      insert by key (SQLite, MySQL), in the same transaction.
+
+How the rows get in is the target's business (``copy_into``): Python rows, Arrow batches or raw
+COPY bytes. When the writer cannot see the values (COPY pass-through), the cursor's range is read
+back from what was written, inside the same transaction, so the watermark is always exact.
 
 Which strategy a run applies also depends on the load type (see :func:`effective_strategy`).
 """
@@ -15,10 +20,10 @@ Which strategy a run applies also depends on the load type (see :func:`effective
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
-from connectors.base import Chunk, LoadPlan, LoadStats, RowStream
+from connectors.base import LoadPlan, LoadStats, RowStream
 from script_factory.config import Strategy
 from script_factory.errors import FatalError
 from script_factory.request import LoadType
@@ -55,49 +60,24 @@ def effective_strategy(
     return declared
 
 
-class _Tracker:
-    """Passes chunks through while counting rows, tracking the cursor's range and reporting progress."""
-
-    def __init__(self, stream: RowStream, cursor_index: int | None, progress: Progress) -> None:
-        self.stream = stream
-        self.cursor_index = cursor_index
-        self.progress = progress
-        self.stats = LoadStats()
-
-    def __iter__(self) -> Iterator[Chunk]:
-        index = self.cursor_index
-        stats = self.stats
-        for chunk in self.stream:
-            if not chunk:
-                continue
-            if index is not None:
-                values = [row[index] for row in chunk if row[index] is not None]
-                if values:
-                    low, high = min(values), max(values)
-                    stats.data_min = low if stats.data_min is None or low < stats.data_min else stats.data_min
-                    stats.data_max = high if stats.data_max is None or high > stats.data_max else stats.data_max
-            stats.rows += len(chunk)
-            self.progress.advance(len(chunk))
-            yield chunk
-
-
 def load(target: SqlConnector, stream: RowStream, plan: LoadPlan, progress: Progress) -> LoadStats:
     """Apply ``stream`` to ``plan.target`` with ``plan.strategy`` in one transaction; return what was written."""
     with target.translate_errors(f"load into {plan.target}"), target.engine.begin() as conn:
         table = target.reflect(conn, plan.target)
         columns = _target_columns(stream.columns, table, plan)
-        cursor_index = _index_of(stream.columns, plan.cursor) if plan.cursor else None
-        rows = _Tracker(stream, cursor_index, progress)
         if plan.strategy is Strategy.MERGE:
-            _merge(target, conn, table, columns, plan.keys, rows)
+            stats = _merge(target, conn, table, columns, stream, plan, progress)
         else:
             if plan.strategy is Strategy.REPLACE:
                 target.truncate(conn, table)
             elif plan.strategy is Strategy.DELETE_INSERT:
                 _delete_window(conn, table, plan)
-            target.bulk_write(conn, table, columns, iter(rows))
+            stats = target.copy_into(conn, table, columns, stream, plan.cursor, progress)
+            if not stats.exact_range:
+                _read_range(conn, table, plan, stats, in_window=plan.window.filtered)
         progress.finish()
-        return rows.stats
+        logger.info("load into %s: %s rows through %s", plan.target, f"{stats.rows:,}", stats.path)
+        return stats
 
 
 def _target_columns(source_columns: Sequence[str], table: Table, plan: LoadPlan) -> list[str]:
@@ -112,69 +92,94 @@ def _target_columns(source_columns: Sequence[str], table: Table, plan: LoadPlan)
                 f"does not have; add it to the warehouse DDL or drop it from the query"
             )
         mapped.append(target_name)
+    lowered = {c.lower() for c in source_columns}
     for required in (*plan.keys, *([plan.cursor] if plan.cursor else [])):
-        if required.lower() not in {c.lower() for c in source_columns}:
+        if required.lower() not in lowered:
             raise FatalError(
                 f"load into {plan.target}: the source does not return column {required!r} named in project.yml"
             )
     return mapped
 
 
-def _index_of(columns: Sequence[str], name: str) -> int:
-    lowered = [c.lower() for c in columns]
-    return lowered.index(name.lower())
+def _column(table: Table, name: str) -> Any:
+    return next(c for c in table.columns if c.name.lower() == name.lower())
+
+
+def _window_clause(table: Table, plan: LoadPlan) -> list[Any]:
+    assert plan.cursor is not None
+    cursor = _column(table, plan.cursor)
+    clause = [cursor > plan.window.start]
+    if plan.window.end is not None:
+        clause.append(cursor <= plan.window.end)
+    return clause
 
 
 def _delete_window(conn: Connection, table: Table, plan: LoadPlan) -> None:
     from sqlalchemy import delete
 
-    assert plan.cursor is not None
-    cursor = next(c for c in table.columns if c.name.lower() == plan.cursor.lower())
-    stmt = delete(table).where(cursor > plan.window.start)
-    if plan.window.end is not None:
-        stmt = stmt.where(cursor <= plan.window.end)
-    deleted = conn.execute(stmt).rowcount
+    deleted = conn.execute(delete(table).where(*_window_clause(table, plan))).rowcount
     logger.info("delete_insert %s: removed %s row(s) of the window before inserting it", plan.target, deleted)
 
 
-def _merge(
-    target: SqlConnector, conn: Connection, table: Table, columns: list[str], keys: Sequence[str], rows: _Tracker
-) -> None:
-    from sqlalchemy import Column, MetaData, Table, and_, exists, func, insert, or_, select
+def _read_range(conn: Connection, table: Table, plan: LoadPlan, stats: LoadStats, *, in_window: bool) -> None:
+    """The cursor's min and max among the rows just written (the whole table, or its window)."""
+    from sqlalchemy import func, select
 
-    names = {c.name.lower(): c.name for c in table.columns}
-    staging = Table(
+    if not plan.cursor or not stats.rows:
+        return
+    cursor = _column(table, plan.cursor)
+    query = select(func.min(cursor), func.max(cursor)).select_from(table)
+    if in_window:
+        query = query.where(*_window_clause(table, plan))
+    low, high = conn.execute(query).one()
+    stats.widen(low, high)
+
+
+def _merge(
+    target: SqlConnector,
+    conn: Connection,
+    table: Table,
+    columns: list[str],
+    stream: RowStream,
+    plan: LoadPlan,
+    progress: Progress,
+) -> LoadStats:
+    from sqlalchemy import Column, MetaData, func, or_, select
+    from sqlalchemy import Table as SqlTable
+
+    staging = SqlTable(
         f"_etl_stage_{table.name}"[:63],
         MetaData(),
         *[Column(c, table.c[c].type) for c in columns],
         **target.temp_table_options(),
     )
     staging.create(conn)
-    target.bulk_write(conn, staging, columns, iter(rows))
-    key_cols = [names[k.lower()] for k in keys]
-    bad_keys = conn.execute(
-        select(func.count()).select_from(staging).where(or_(*[staging.c[k].is_(None) for k in key_cols]))
+    stats = target.copy_into(conn, staging, columns, stream, plan.cursor, progress)
+    if not stats.exact_range:
+        _read_range(conn, staging, plan, stats, in_window=False)
+    keys = [_column(table, k).name for k in plan.keys]
+    null_keys = conn.execute(
+        select(func.count()).select_from(staging).where(or_(*[staging.c[k].is_(None) for k in keys]))
     ).scalar_one()
-    if bad_keys:
+    if null_keys:
         raise FatalError(
-            f"merge into {table.name}: {bad_keys} row(s) have a NULL key ({', '.join(keys)}); nothing was written"
+            f"merge into {table.name}: {null_keys} row(s) have a NULL key ({', '.join(plan.keys)}); nothing was written"
         )
     duplicates = conn.execute(
-        select(*[staging.c[k] for k in key_cols], func.count().label("n"))
-        .group_by(*[staging.c[k] for k in key_cols])
+        select(*[staging.c[k] for k in keys], func.count().label("n"))
+        .group_by(*[staging.c[k] for k in keys])
         .having(func.count() > 1)
         .limit(3)
     ).all()
     if duplicates:
         examples = "; ".join(
-            ", ".join(f"{k}={v!r}" for k, v in zip(keys, dup[:-1], strict=False)) for dup in duplicates
+            ", ".join(f"{k}={v!r}" for k, v in zip(plan.keys, dup[:-1], strict=False)) for dup in duplicates
         )
         raise FatalError(
             f"merge into {table.name}: the source returns the same key more than once (e.g. {examples}); "
             f"make the query return one row per key; nothing was written"
         )
-    match = and_(*[staging.c[k] == table.c[k] for k in key_cols])
-    replaced = conn.execute(table.delete().where(exists(select(1).select_from(staging).where(match)))).rowcount
-    inserted = conn.execute(insert(table).from_select(columns, select(*[staging.c[c] for c in columns]))).rowcount
+    merged = target.apply_merge(conn, table, staging, columns, keys)
     staging.drop(conn)
-    logger.info("merge into %s: %s row(s) updated, %s inserted", table.name, replaced, max(inserted - replaced, 0))
+    logger.info("merge into %s: %s row(s) inserted or updated", table.name, merged)
+    return stats

@@ -20,8 +20,17 @@ find_python() {
     return 1
 }
 
+# The stamp covers the file and the requirements files it includes with "-r".
 digest() {
-    "$1" -c 'import hashlib, sys; print(hashlib.sha256(open(sys.argv[1], "rb").read()).hexdigest())' "$2"
+    "$1" -c '
+import hashlib, pathlib, sys
+def lines(path):
+    text = path.read_bytes()
+    yield text
+    for line in text.decode().splitlines():
+        if line.strip().startswith("-r "):
+            yield from lines(path.parent / line.split(None, 1)[1].strip())
+print(hashlib.sha256(b"".join(lines(pathlib.Path(sys.argv[1])))).hexdigest())' "$2"
 }
 
 lock="$root/.venv.lock"

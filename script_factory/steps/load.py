@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from connectors.base import LoadPlan, ReadRequest
+from connectors.base import ROWS, LoadPlan, ReadRequest
 from script_factory.config import TableSpec
 from script_factory.context import RunContext
 from script_factory.load_strategies import effective_strategy
@@ -26,7 +26,8 @@ def load_table(ctx: RunContext, *, table: TableSpec, sql: str | None) -> StepRes
         window.describe(),
     )
     progress = Progress(f"load {table.target}", ctx.progress_interval)
-    with source.read(read_request(ctx, table, sql, window)) as stream:
+    request = read_request(ctx, table, sql, window, accept=target.accepts)
+    with source.read(request) as stream:
         stats = target.write(stream, LoadPlan(table.target, strategy, table.keys, table.cursor, window), progress)
     rate = stats.rows / progress.elapsed if progress.elapsed > 0 else 0.0
     return StepResult(
@@ -48,7 +49,9 @@ def preview_load(ctx: RunContext, *, table: TableSpec, sql: str | None) -> str:
     )
 
 
-def read_request(ctx: RunContext, table: TableSpec, sql: str | None, window: Window) -> ReadRequest:
+def read_request(
+    ctx: RunContext, table: TableSpec, sql: str | None, window: Window, accept: frozenset[str] = frozenset({ROWS})
+) -> ReadRequest:
     return ReadRequest(
         sql=sql,
         table=table.source.table,
@@ -59,6 +62,7 @@ def read_request(ctx: RunContext, table: TableSpec, sql: str | None, window: Win
         window_end=window.end,
         chunk_size=table.chunk_size or ctx.project.chunk_size,
         options=table.source.options,
+        accept=accept,
     )
 
 
