@@ -22,6 +22,9 @@ REGISTRY: dict[str, str] = {
     "mysql": "connectors.mysql:MysqlConnector",
     "mariadb": "connectors.mysql:MysqlConnector",
     "csv": "connectors.csv_files:CsvConnector",
+    "oracle": "connectors.oracle:OracleConnector",
+    "mssql": "connectors.sqlserver:SqlServerConnector",
+    "sqlserver": "connectors.sqlserver:SqlServerConnector",
 }
 
 
