@@ -78,3 +78,29 @@ def test_sqlserver_without_odbc_stack_names_the_missing_piece(etl_home: Path, mo
         assert "the ODBC driver 'ODBC Driver 99 for SQL Server' is not installed" in line
     assert "apt-get install unixodbc" in line and "msodbcsql18" in line
     assert "Pw-secret-1" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        (
+            "oracle://scott:tiger@127.0.0.1:1/?service_name=FREEPDB1",
+            "FROM (SELECT id, updated_at FROM items) src \n   WHERE src.updated_at > :window_start "
+            "AND src.updated_at <= :window_end",
+        ),
+        (
+            "sqlserver://sa:pw@127.0.0.1:1/master",
+            "FROM (SELECT id, updated_at FROM items) AS src \n   WHERE src.updated_at > ? AND src.updated_at <= ?",
+        ),
+    ],
+)
+def test_dry_run_renders_the_dialect_sql_without_connecting(
+    etl_home: Path, monkeypatch: pytest.MonkeyPatch, url: str, expected: str
+) -> None:
+    name = _project(etl_home, "dry")
+    monkeypatch.setenv("ETL_CONN_ERP", url)
+
+    result = run_cli("--project", name, "--dry-run")
+
+    assert result.code == 0, result.stderr
+    assert expected in result.stdout
