@@ -23,6 +23,9 @@ REGISTRY: dict[str, str] = {
     "mariadb": "connectors.mysql:MysqlConnector",
     "csv": "connectors.csv_files:CsvConnector",
     "salesforce": "connectors.salesforce:SalesforceConnector",
+    "oracle": "connectors.oracle:OracleConnector",
+    "mssql": "connectors.sqlserver:SqlServerConnector",
+    "sqlserver": "connectors.sqlserver:SqlServerConnector",
 }
 
 

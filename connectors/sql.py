@@ -181,12 +181,17 @@ class SqlConnector(Connector):
         shown = ", ".join(f"{k}={v!r}" for k, v in values.items())
         return f"{str(compiled).strip()}\n-- bound: {shown or '(none)'}"
 
+    def prepare_read(self, conn: Connection, stmt: Executable, params: Mapping[str, Any]) -> Executable:
+        """Hook: adjust the read statement once connected (Oracle rewrites zoned timestamps to UTC)."""
+        return stmt
+
     def read(self, request: ReadRequest) -> RowStream:
         stmt, params = self.select_for(request)
         with self.translate_errors("open"):
             conn = self.engine.connect()
         try:
             with self.translate_errors("query"):
+                stmt = self.prepare_read(conn, stmt, params)
                 options = {"stream_results": True, "yield_per": request.chunk_size, READONLY: True}
                 result = conn.execution_options(**options).execute(stmt, params)
             columns = list(result.keys())
