@@ -232,7 +232,7 @@ class S3Connector(Connector):
         error = exc.response.get("Error", {})
         code = str(error.get("Code", "Unknown"))
         status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
-        detail = f"{code}: {error.get('Message') or 'no message'}"
+        detail = f"{code}: {str(error.get('Message') or 'no message').rstrip('.')}"
         var = f"ETL_CONN_{self.name.upper()}"
         if code in _TRANSIENT_CODES or status >= 500:
             return TransientError(self._message(action, key, detail, "the service is busy or failing; it is retried"))

@@ -102,6 +102,17 @@ def test_gzip_csv_and_a_long_header_are_read(s3_server: S3Server, s3_bucket: str
     assert read == rows
 
 
+def test_a_header_only_object_has_columns_and_an_empty_object_is_fatal(
+    s3_server: S3Server, s3_bucket: str, tmp_path: Path
+) -> None:
+    put(s3_server, s3_bucket, "raw/header.csv", b"id,name\r\n")
+    put(s3_server, s3_bucket, "raw/empty.csv", b"")
+    connector = s3_connector(s3_server, s3_bucket, tmp_path)
+    assert read_all(connector, ReadRequest(options={"pattern": "header.csv"})) == (["id", "name"], [])
+    with pytest.raises(FatalError, match="empty.csv is empty"):
+        read_all(connector, ReadRequest(options={"pattern": "empty.csv"}))
+
+
 def test_objects_with_other_columns_are_a_fatal_error(s3_server: S3Server, s3_bucket: str, tmp_path: Path) -> None:
     put(s3_server, s3_bucket, "raw/a.csv", csv_bytes(["id", "name"], [(1, "x")]))
     put(s3_server, s3_bucket, "raw/b.csv", csv_bytes(["id", "label"], [(2, "y")]))
