@@ -26,6 +26,7 @@ REGISTRY: dict[str, str] = {
     "oracle": "connectors.oracle:OracleConnector",
     "mssql": "connectors.sqlserver:SqlServerConnector",
     "sqlserver": "connectors.sqlserver:SqlServerConnector",
+    "s3": "connectors.s3:S3Connector",
 }
 
 

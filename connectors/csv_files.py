@@ -88,6 +88,7 @@ def _header(path: Path, delimiter: str, encoding: str) -> list[str]:
         header = next(csv.reader(handle, delimiter=delimiter), None)
     if not header:
         raise FatalError(f"CSV file {path} is empty (a header line is required)")
+    header[0] = header[0].removeprefix("\ufeff")  # a UTF-8 byte order mark, as pyarrow drops it
     return header
 
 
@@ -114,20 +115,11 @@ def _chunks(
     files: list[Path], columns: list[str], delimiter: str, encoding: str, size: int, keep: Any
 ) -> Iterator[Chunk]:
     import pyarrow as pa
-    import pyarrow.csv as pacsv
 
-    types = {name: pa.string() for name in columns}
-    convert = pacsv.ConvertOptions(
-        column_types=types, strings_can_be_null=True, quoted_strings_can_be_null=False, null_values=[""]
-    )
-    read = pacsv.ReadOptions(block_size=BLOCK_BYTES, encoding=encoding)
-    parse = pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True)
     pending: Chunk = []
     for path in files:
         try:
-            reader = pacsv.open_csv(path, read_options=read, parse_options=parse, convert_options=convert)
-            for batch in reader:
-                rows = list(zip(*(column.to_pylist() for column in batch.columns), strict=True))
+            for rows in csv_rows(path, columns, delimiter, encoding):
                 if keep is not None:
                     rows = [row for row in rows if keep(row)]
                 pending.extend(rows)
@@ -138,3 +130,26 @@ def _chunks(
             raise FatalError(f"CSV file {path}: {exc}") from exc
     if pending:
         yield pending
+
+
+def csv_rows(source: Any, columns: list[str], delimiter: str, encoding: str) -> Iterator[Chunk]:
+    """The rows of one CSV file or binary stream (header line first), one list per pyarrow block.
+
+    Shared by every connector that reads CSV (folders, S3), so they read it the same way: every
+    value as text, exactly as written; an unquoted empty field is NULL, a quoted "" the empty string.
+    ``columns`` is the header; pyarrow.ArrowInvalid or OSError tell a malformed file.
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    convert = pacsv.ConvertOptions(
+        column_types={name: pa.string() for name in columns},
+        strings_can_be_null=True,
+        quoted_strings_can_be_null=False,
+        null_values=[""],
+    )
+    read = pacsv.ReadOptions(block_size=BLOCK_BYTES, encoding=encoding)
+    parse = pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True)
+    reader = pacsv.open_csv(source, read_options=read, parse_options=parse, convert_options=convert)
+    for batch in reader:
+        yield list(zip(*(column.to_pylist() for column in batch.columns), strict=True))

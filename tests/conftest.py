@@ -99,3 +99,85 @@ def mysql_url() -> Iterator[str]:
         with conn.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
         conn.close()
+
+
+_S3_CLIENTS: dict[str, object] = {}
+
+
+@dataclass(frozen=True)
+class S3Server:
+    """A moto S3 server on 127.0.0.1 that checks signatures, and the keys of a user allowed everything."""
+
+    endpoint: str
+    access_key_id: str
+    secret_access_key: str
+
+    def client(self):
+        """A boto3 S3 client with the good keys, made once (making clients is slow)."""
+        if "client" not in _S3_CLIENTS:
+            import boto3
+
+            session = boto3.session.Session(
+                aws_access_key_id=self.access_key_id,
+                aws_secret_access_key=self.secret_access_key,
+                region_name="us-east-1",
+            )
+            _S3_CLIENTS["client"] = session.client("s3", endpoint_url=self.endpoint)
+        return _S3_CLIENTS["client"]
+
+    def url(self, bucket: str, prefix: str = "") -> str:
+        """The ETL_CONN_<NAME> URL of ``bucket`` (and ``prefix``) on this server."""
+        return f"s3://{bucket}/{prefix}?region=us-east-1&endpoint_url={self.endpoint}"
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """moto in server mode (a real HTTP endpoint) and the keys of an IAM user allowed everything.
+
+    Signatures are checked only under the ``s3_auth`` fixture: moto 5.2 miscomputes the signature of
+    a listing whose prefix holds a '/', so the other tests run with its (default) open door.
+    """
+    import json
+    import logging
+    import socket
+
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    _S3_CLIENTS.clear()
+    try:
+        import boto3
+
+        iam = boto3.session.Session(
+            aws_access_key_id="setup", aws_secret_access_key="setup", region_name="us-east-1"
+        ).client("iam", endpoint_url=endpoint)
+        iam.create_user(UserName="etl")
+        allow_all = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+        iam.put_user_policy(UserName="etl", PolicyName="all", PolicyDocument=json.dumps(allow_all))
+        key = iam.create_access_key(UserName="etl")["AccessKey"]
+        yield S3Server(endpoint, key["AccessKeyId"], key["SecretAccessKey"])
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_auth(s3_server: S3Server) -> Iterator[S3Server]:
+    """The moto server checking access keys and signatures (IAM authentication on) for one test."""
+    from moto.core.authorization import enable_iam_authentication
+
+    with enable_iam_authentication():
+        yield s3_server
+
+
+@pytest.fixture
+def s3_bucket(s3_server: S3Server) -> str:
+    """A new, empty bucket on the moto server."""
+    name = _unique("etl-test").replace("_", "-")
+    s3_server.client().create_bucket(Bucket=name)
+    return name
