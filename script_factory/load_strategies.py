@@ -138,7 +138,7 @@ def _merge(
 ) -> None:
     from sqlalchemy import Column, MetaData, Table, and_, exists, func, insert, or_, select
 
-    names = {c.lower(): c for c in table.columns}
+    names = {c.name.lower(): c.name for c in table.columns}
     staging = Table(
         f"_etl_stage_{table.name}"[:63],
         MetaData(),

@@ -1,0 +1,1 @@
+"""Local fakes of remote services, for tests that drive the real client libraries over HTTP."""
