@@ -91,6 +91,17 @@ class BigQueryConnector(Connector):
         except ValueError:
             raise ConfigError(f"ETL_CONN_{self.name.upper()}_TIMEOUT: expected seconds, got {raw!r}") from None
 
+    @property
+    def maximum_bytes_billed(self) -> int | None:
+        raw = self.setting("MAXIMUM_BYTES_BILLED")
+        if raw is None:
+            return None
+        if not raw.isdigit():
+            raise ConfigError(
+                f"ETL_CONN_{self.name.upper()}_MAXIMUM_BYTES_BILLED: expected a number of bytes, got {raw!r}"
+            )
+        return int(raw)
+
     def table_path(self, table: Any) -> str:
         """The quoted ```project`.`dataset`.`table``` of a project.yml table name."""
         dataset = table.schema or self.target.dataset
@@ -252,9 +263,7 @@ class BigQueryConnector(Connector):
             query_parameters=[bigquery.ScalarQueryParameter(p.name, p.kind, p.value) for p in statement.parameters],
             use_legacy_sql=False,
         )
-        limit = self.setting("MAXIMUM_BYTES_BILLED")
-        if limit:
-            config.maximum_bytes_billed = int(limit)
+        config.maximum_bytes_billed = self.maximum_bytes_billed
         job = self.client.query(
             statement.sql, job_config=config, retry=self.retry, job_retry=None, timeout=self.timeout
         )

@@ -118,7 +118,8 @@ def _create_stage(connector: BigQueryConnector, reference: Any, fields: list[Any
 
     table = bigquery.Table(reference, schema=fields)
     table.expires = datetime.now(UTC) + STAGE_LIFETIME
-    connector.client.create_table(table, retry=connector.retry, timeout=connector.timeout)
+    # exists_ok: the name is unique, so an "already exists" can only be our own retried create
+    connector.client.create_table(table, exists_ok=True, retry=connector.retry, timeout=connector.timeout)
 
 
 def _load_stage(connector: BigQueryConnector, spool: IO[bytes], reference: Any, fields: list[Any]) -> None:

@@ -117,6 +117,19 @@ def test_describe_read_shows_the_sql_and_the_bound_values(fake: FakeBigQuery, tm
     assert fake.requests == []  # nothing was called
 
 
+def test_maximum_bytes_billed_is_set_on_every_query_job(fake: FakeBigQuery, tmp_path: Path) -> None:
+    from script_factory.errors import ConfigError
+
+    seed(fake)
+    connector = connector_for(fake, tmp_path, maximum_bytes_billed="1000000")
+    with connector.read(request_for()) as stream:
+        list(stream)
+    (job,) = fake.jobs.values()
+    assert job["configuration"]["query"]["maximumBytesBilled"] == "1000000"
+    with pytest.raises(ConfigError, match="MAXIMUM_BYTES_BILLED: expected a number of bytes"):
+        connector_for(fake, tmp_path, maximum_bytes_billed="10 GB").read(request_for())
+
+
 def test_a_query_naming_an_unknown_parameter_fails_before_running(fake: FakeBigQuery, tmp_path: Path) -> None:
     connector = connector_for(fake, tmp_path)
     with pytest.raises(FatalError, match="unknown parameter.*start_dat"):

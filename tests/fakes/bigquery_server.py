@@ -75,6 +75,7 @@ class FakeBigQuery:
         self.deny = False  # answer every call with 403 accessDenied
         self.fail_with: int | None = None  # answer every call with this HTTP status (e.g. 503)
         self.authorizations: list[str] = []  # Authorization headers seen
+        self.created_tables: list[dict[str, Any]] = []  # the resources tables.insert received
         self._server: ThreadingHTTPServer | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -485,6 +486,7 @@ class _Handler(BaseHTTPRequestHandler):
             return 200, {"kind": "bigquery#dataset", "id": f"{project}:{dataset}", "datasetReference": reference}, {}
         if len(rest) == 2 and rest[1] == "tables" and method == "POST":
             resource = json.loads(body)
+            fake.created_tables.append(resource)
             table = resource["tableReference"]["tableId"]
             if fake.table_schema(dataset, table) is not None:
                 return 409, _error_body(409, "duplicate", f"Already Exists: Table {project}:{dataset}.{table}"), {}

@@ -4,7 +4,7 @@ through the real google-cloud-bigquery client against the local fake (DuckDB run
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -85,6 +85,10 @@ def test_append_adds_the_rows_through_one_load_job_and_one_transaction(fake: Fak
     assert len(fake.calls("POST", "uploadType=resumable")) == 1
     assert len(scripts(fake)) == 1
     assert tables(fake) == ["sales"]  # the staging table is gone
+    (stage,) = fake.created_tables
+    assert stage["tableReference"]["tableId"].startswith("_etl_stage_sales_")
+    expires = datetime.fromtimestamp(int(stage["expirationTime"]) / 1000, UTC)
+    assert timedelta(hours=23) < expires - datetime.now(UTC) <= timedelta(days=1)  # expires if never dropped
 
 
 def test_replace_leaves_only_the_new_rows(fake: FakeBigQuery, tmp_path: Path) -> None:
