@@ -1,8 +1,8 @@
 """A local HTTP fake of the BigQuery REST endpoints google-cloud-bigquery calls, backed by DuckDB.
 
 It serves on 127.0.0.1 the calls the connector makes through the real client: ``datasets.get``,
-``tables.get/insert/delete``, ``jobs.insert`` (query jobs, and load jobs through the resumable and
-multipart upload endpoints), ``jobs.get`` and ``jobs.getQueryResults`` (paged with ``maxResults``
+``tables.get/insert/delete``, ``jobs.insert`` (query jobs, and load jobs through the resumable upload
+endpoint), ``jobs.get`` and ``jobs.getQueryResults`` (paged with ``maxResults``
 and ``pageToken``). SQL is run by DuckDB after a small translation: backtick paths
 ``project.dataset.table`` become ``"dataset"."table"`` (one DuckDB schema per dataset) and ``@name``
 parameters become ``$name``. Scripts run statement by statement on one DuckDB connection, so a
@@ -24,8 +24,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from email.parser import BytesParser
-from email.policy import HTTP
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -515,12 +513,10 @@ class _Handler(BaseHTTPRequestHandler):
     def _upload(
         self, method: str, query: dict[str, list[str]], body: bytes
     ) -> tuple[int, dict[str, Any] | None, dict[str, str]]:
-        """Load-job uploads: ``uploadType=multipart`` in one request, or ``resumable`` in a session."""
+        """Load-job uploads through a resumable session (the connector never sends a size, so the
+        client always uses one): POST opens it, each PUT appends a chunk, the last one runs the job."""
         fake = self.fake
         kind = query.get("uploadType", [""])[0]
-        if kind == "multipart" and method == "POST":
-            metadata, data = _split_multipart(self.headers.get("Content-Type", ""), body)
-            return 200, fake.insert_job(metadata, data), {}
         if kind == "resumable" and method == "POST":
             upload_id = uuid.uuid4().hex
             fake.uploads[upload_id] = {"metadata": json.loads(body or b"{}"), "data": bytearray()}
@@ -550,12 +546,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
-
-
-def _split_multipart(content_type: str, body: bytes) -> tuple[dict[str, Any], bytes]:
-    message = BytesParser(policy=HTTP).parsebytes(f"Content-Type: {content_type}\r\n\r\n".encode() + body)
-    parts = list(message.iter_parts())
-    return json.loads(parts[0].get_payload(decode=True)), parts[1].get_payload(decode=True)
 
 
 @contextmanager
