@@ -27,6 +27,7 @@ REGISTRY: dict[str, str] = {
     "mssql": "connectors.sqlserver:SqlServerConnector",
     "sqlserver": "connectors.sqlserver:SqlServerConnector",
     "s3": "connectors.s3:S3Connector",
+    "bigquery": "connectors.bigquery:BigQueryConnector",
 }
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from connectors import connector_class, scheme_of
 from connectors.base import Connector
+from connectors.sql import SqlConnector
 from script_factory.config import FunctionSpec, ProjectConfig, load_project
 from script_factory.errors import ConfigError
 from script_factory.request import RunRequest
@@ -78,6 +79,12 @@ def build_plan(request: RunRequest, settings: Settings) -> Plan:
     if not warehouse_cls.capabilities.write:
         raise ConfigError(
             f"the warehouse connection {project.warehouse!r} is a {warehouse_cls.kind}, which cannot be a load target"
+        )
+    if not issubclass(warehouse_cls, SqlConnector):
+        raise ConfigError(
+            f"the warehouse connection {project.warehouse!r} is a {warehouse_cls.kind}; the warehouse keeps the "
+            f"audit tables and must be a SQL database (PostgreSQL, SQLite, MariaDB); load into {warehouse_cls.kind} "
+            f"with target_connection: on a table instead"
         )
     dialect = "postgresql" if warehouse_scheme == "postgres" else warehouse_scheme
     folder = project.folder
