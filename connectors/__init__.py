@@ -22,6 +22,7 @@ REGISTRY: dict[str, str] = {
     "mysql": "connectors.mysql:MysqlConnector",
     "mariadb": "connectors.mysql:MysqlConnector",
     "csv": "connectors.csv_files:CsvConnector",
+    "snowflake": "connectors.snowflake:SnowflakeConnector",
 }
 
 
