@@ -297,7 +297,11 @@ class SnowflakeConnector(Connector):
     def write(self, stream: RowStream, plan: LoadPlan, progress: Progress) -> LoadStats:
         from connectors.snowflake_load import load
 
-        return load(self, stream, plan, progress)
+        try:
+            return load(self, stream, plan, progress)
+        except TransientError:
+            self.close()  # the session may be gone: a retry of the task logs in again
+            raise
 
 
 def column_name(name: str) -> str:

@@ -82,10 +82,10 @@ def load(connector: SnowflakeConnector, stream: RowStream, plan: LoadPlan, progr
             columns = map_columns(stream.columns, target, plan)
             cursor_index = _index_of(stream.columns, plan.cursor) if plan.cursor else None
             rows = _Tracker(stream, cursor_index, progress)
-            stage = f"ETL_STAGE_{uuid.uuid4().hex[:12].upper()}"
+            stage = f"ETL_STAGE_{target.name[:100]}_{uuid.uuid4().hex[:8]}".upper()
             cursor.execute(f"CREATE TEMPORARY TABLE {quote(stage)} LIKE {target.sql}")
-            cursor.execute(f"CREATE TEMPORARY STAGE {quote(stage)}")
             try:
+                cursor.execute(f"CREATE TEMPORARY STAGE {quote(stage)}")
                 staged = stage_rows(cursor, stage, columns, iter(rows), f"load into {plan.target}")
                 if staged != rows.stats.rows:
                     raise FatalError(
