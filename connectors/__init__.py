@@ -28,6 +28,7 @@ REGISTRY: dict[str, str] = {
     "sqlserver": "connectors.sqlserver:SqlServerConnector",
     "s3": "connectors.s3:S3Connector",
     "bigquery": "connectors.bigquery:BigQueryConnector",
+    "snowflake": "connectors.snowflake:SnowflakeConnector",
 }
 
 

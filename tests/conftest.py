@@ -1,9 +1,10 @@
 """Shared fixtures: a clean environment for every test, real PostgreSQL and MariaDB databases,
-a throw-away ETL home, and a helper that runs the command line in-process."""
+a fakesnow server for Snowflake, a throw-away ETL home, and a helper that runs the command line in-process."""
 
 from __future__ import annotations
 
 import io
+import logging
 import os
 import shutil
 import uuid
@@ -181,3 +182,24 @@ def s3_bucket(s3_server: S3Server) -> str:
     name = _unique("etl-test").replace("_", "-")
     s3_server.client().create_bucket(Bucket=name)
     return name
+
+
+@pytest.fixture(scope="session")
+def fakesnow_server() -> Iterator[dict]:
+    """fakesnow's HTTP server on 127.0.0.1: Snowflake's wire protocol over DuckDB, so the real
+    snowflake-connector-python talks to it (it accepts any user and password)."""
+    import fakesnow
+
+    logging.getLogger("fakesnow.server").setLevel(logging.WARNING)
+    with fakesnow.server() as connect_kwargs:
+        logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+        yield connect_kwargs
+
+
+@pytest.fixture
+def snowflake_url(fakesnow_server: dict) -> str:
+    """A new database (schema PUBLIC) on the fakesnow server, as an ``ETL_CONN_<NAME>`` URL."""
+    database = _unique("etl_test").upper()
+    port = fakesnow_server["port"]
+    query = f"host=127.0.0.1&port={port}&protocol=http&network_timeout=5"
+    return f"snowflake://etl_test:any-password@fakesnow/{database}/PUBLIC?{query}"
