@@ -161,10 +161,6 @@ def _column(target: Target, name: str) -> TargetColumn:
     return next(c for c in target.columns if c.name.upper() == name.upper())
 
 
-def _index_of(columns: Sequence[str], name: str) -> int:
-    return [c.upper() for c in columns].index(name.upper())
-
-
 # -- staging ------------------------------------------------------------------------------------
 
 
