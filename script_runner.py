@@ -25,6 +25,7 @@ from script_factory.errors import ConfigError, LockedError
 from script_factory.exit_codes import ExitCode
 from script_factory.request import LoadType, RunRequest
 from utilities.dates import parse_iso_datetime
+from utilities.memory import limit_malloc_arenas
 
 PROG = "script_runner.py"
 
@@ -113,6 +114,7 @@ def _check_order(start: datetime, end: datetime) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (never raises for expected failures)."""
     _terminate_gracefully()
+    limit_malloc_arenas()
     try:
         request, args = parse_request(sys.argv[1:] if argv is None else argv)
         from script_factory.settings import load_settings

@@ -57,6 +57,7 @@ class ReadRequest:
     chunk_size: int = 50_000
     options: Mapping[str, Any] = field(default_factory=dict)
     accept: frozenset[str] = frozenset({ROWS})
+    keys: tuple[str, ...] = ()  # the target's key columns (a source may split its read on them)
 
 
 @dataclass(frozen=True)

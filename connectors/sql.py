@@ -158,6 +158,7 @@ class SqlConnector(Connector):
             query = text(strip_comments(request.sql))
             wanted = set(query.compile(dialect=self.dialect).params)
             params = {k: v for k, v in params.items() if k in wanted}
+            query = query.bindparams(**params)  # the values travel with the statement (literal-safe paths)
             if not (request.filtered and request.cursor):
                 return query, params
             source: Any = query.columns(column(request.cursor)).subquery("src")

@@ -46,7 +46,12 @@ class Progress:
         elif not self._live and now - self._last_report >= self.interval:
             self._last_report = now
             logger.info(
-                "%s: %s rows so far, %s rows/s, %.1f s", self.label, f"{self.rows:,}", f"{self.rate:,.0f}", self.elapsed
+                "%s: %s rows so far, %s rows/s, %.1f s%s",
+                self.label,
+                f"{self.rows:,}",
+                f"{self.rate:,.0f}",
+                self.elapsed,
+                _peak_memory(),
             )
 
     def finish(self) -> None:
@@ -54,3 +59,13 @@ class Progress:
         if self._live:
             self._stream.write("\r" + " " * 78 + "\r")
             self._stream.flush()
+
+
+def _peak_memory() -> str:
+    """ ", peak RSS N MB" where the platform reports it (not on Windows)."""
+    try:
+        import resource
+    except ImportError:
+        return ""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return f", peak RSS {peak / (1 << 20 if sys.platform == 'darwin' else 1 << 10):.0f} MB"

@@ -63,6 +63,7 @@ def read_request(
         chunk_size=table.chunk_size or ctx.project.chunk_size,
         options=table.source.options,
         accept=accept,
+        keys=table.keys,
     )
 
 

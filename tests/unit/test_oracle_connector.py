@@ -104,7 +104,7 @@ def test_windowed_query_is_a_subquery_without_as_and_named_binds() -> None:
         "WHERE src.updated_at > :window_start AND src.updated_at <= :window_end"
     )
     assert params == {"region": "EU"}
-    assert compiled.params == {"region": None, "window_start": WINDOW[0], "window_end": WINDOW[1]}
+    assert compiled.params == {"region": "EU", "window_start": WINDOW[0], "window_end": WINDOW[1]}
 
 
 def test_open_ended_window_has_no_upper_bound() -> None:
