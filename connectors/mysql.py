@@ -19,7 +19,6 @@ logger = logging.getLogger(__name__)
 NEWDECIMAL, BIT = 246, 16  # MySQL protocol type codes
 INTEGER_TYPES = {1, 2, 3, 8, 9}  # TINY, SHORT, LONG, LONGLONG, INT24
 PIECE_ROWS = 50000  # rows per key range on the Arrow path
-ARROW_MAX_SCALE, ARROW_MAX_PRECISION = 10, 38  # connectorx reads DECIMAL as decimal128(38, 10)
 _SAFE_TEXT = re.compile(r"^[A-Za-z0-9_ .:+\-]*$")
 
 
@@ -58,8 +57,10 @@ class MysqlConnector(SqlConnector):
 
         connectorx takes no bind parameters, so the statement is rendered with SQLAlchemy's MySQL
         literal renderer, and only for values that cannot carry SQL: dates, datetimes, integers,
-        decimals and plain tokens. Anything else, DECIMAL wider than decimal128(38, 10), BIT, or a
-        missing connectorx falls back to the PyMySQL row path (correct, slower).
+        decimals and plain tokens. Anything else, a BIT or DECIMAL cursor, duplicate column names,
+        or a missing connectorx falls back to the PyMySQL row path (correct, slower). DECIMAL
+        columns are read as their exact text (connectorx's decimal128(38, 10) would round wider
+        scales and fails on some values), which PostgreSQL parses back exactly.
 
         connectorx reads ahead of its consumer without a bound, so when the target writes slower
         than MySQL reads, memory would grow with the table. The read is therefore split into
@@ -75,15 +76,14 @@ class MysqlConnector(SqlConnector):
         if not all(_renderable(v) for v in [*params.values(), request.window_start, request.window_end]):
             return None
         description = self._describe(stmt, params)
-        scales = _decimal_scales(description, self.name)
-        if scales is None:
+        if not _arrow_ready(description, request, self.name):
             return None
-        sql = self._literal(stmt)
+        sql = self._literal(_decimals_as_text(stmt, description))
         split = _split_column(description, request)
         pieces = self._pieces(sql, split, PIECE_ROWS) if split else iter([sql])
         first = self._open(next(pieces, sql), request.chunk_size)
         schema = first.schema
-        return ArrowStream(list(schema.names), schema, self._batches(first, pieces, request.chunk_size, scales))
+        return ArrowStream(list(schema.names), schema, self._batches(first, pieces, request.chunk_size))
 
     def _describe(self, stmt: Any, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         from sqlalchemy import TextClause, literal_column, select
@@ -127,20 +127,13 @@ class MysqlConnector(SqlConnector):
         with self._translate_connectorx("query"):
             return connectorx.read_sql(url, sql, return_type="arrow_stream", batch_size=batch_size)
 
-    def _batches(self, first: Any, pieces: Iterator[str], batch_size: int, scales: dict[int, int]) -> Iterator[Any]:
-        """Every piece's batches in order, DECIMAL columns back at their own scale (connectorx widens to 10)."""
-        import pyarrow as pa
-
+    def _batches(self, first: Any, pieces: Iterator[str], batch_size: int) -> Iterator[Any]:
+        """Every piece's batches, one piece after the other."""
         reader: Any = first
         while reader is not None:
             with self._translate_connectorx("read"):
                 for batch in reader:
                     self._last_piece_rows += batch.num_rows
-                    if scales:
-                        columns = list(batch.columns)
-                        for index, scale in scales.items():
-                            columns[index] = columns[index].cast(pa.decimal128(ARROW_MAX_PRECISION, scale))
-                        batch = pa.RecordBatch.from_arrays(columns, names=batch.schema.names)
                     yield batch
             following = next(pieces, None)
             reader = self._open(following, batch_size) if following is not None else None
@@ -152,7 +145,10 @@ class MysqlConnector(SqlConnector):
         def translate() -> Iterator[None]:
             try:
                 yield
-            except (RuntimeError, OSError, ValueError) as exc:
+            except BaseException as exc:
+                # connectorx reports some failures as a Rust panic (pyo3 PanicException, a BaseException).
+                if not isinstance(exc, (RuntimeError, OSError, ValueError)) and type(exc).__name__ != "PanicException":
+                    raise
                 text = f"{self.kind} connection {self.name!r} ({self.safe_url}): {action} failed: {exc}"
                 lowered = str(exc).lower()
                 transient = any(m in lowered for m in ("timed out", "refused", "lost connection", "reset", "gone away"))
@@ -161,22 +157,29 @@ class MysqlConnector(SqlConnector):
         return translate()
 
 
-def _decimal_scales(description: list[tuple[Any, ...]], connection: str) -> dict[int, int] | None:
-    """Column index -> DECIMAL scale; None if a column needs the row path."""
-    scales: dict[int, int] = {}
-    for index, (name, type_code, _, length, _, scale, _) in enumerate(description):
-        if type_code == BIT:
-            logger.info("%s: column %s is BIT; reading rows through PyMySQL", connection, name)
-            return None
-        if type_code == NEWDECIMAL:
-            precision = (length or 0) - 1 - (1 if scale else 0)
-            if scale > ARROW_MAX_SCALE or precision > ARROW_MAX_PRECISION:
-                logger.info(
-                    "%s: column %s is DECIMAL(%s,%s); reading rows through PyMySQL", connection, name, precision, scale
-                )
-                return None
-            scales[index] = scale
-    return scales
+def _arrow_ready(description: list[tuple[Any, ...]], request: ReadRequest, connection: str) -> bool:
+    """False when a column needs the row path: BIT, a DECIMAL cursor, or two columns with one name."""
+    names = [str(d[0]).lower() for d in description]
+    if len(set(names)) != len(names):
+        logger.info("%s: the query returns duplicate column names; reading rows through PyMySQL", connection)
+        return False
+    for name, type_code, *_ in description:
+        if type_code == BIT or (type_code == NEWDECIMAL and request.cursor and name.lower() == request.cursor.lower()):
+            logger.info("%s: column %s needs the row path; reading rows through PyMySQL", connection, name)
+            return False
+    return True
+
+
+def _decimals_as_text(stmt: Any, description: list[tuple[Any, ...]]) -> Any:
+    """``stmt`` with every DECIMAL column cast to CHAR (its exact text), other columns as they are."""
+    from sqlalchemy import CHAR, TextClause, cast, column, select
+
+    decimals = {str(d[0]) for d in description if d[1] == NEWDECIMAL}
+    if not decimals:
+        return stmt
+    source = (stmt.columns() if isinstance(stmt, TextClause) else stmt).subquery("etl_src")
+    names = [str(d[0]) for d in description]
+    return select(*[cast(column(n), CHAR).label(n) if n in decimals else column(n) for n in names]).select_from(source)
 
 
 def _split_column(description: list[tuple[Any, ...]], request: ReadRequest) -> str | None:

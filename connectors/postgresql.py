@@ -60,8 +60,11 @@ class PostgresConnector(SqlConnector):
     driver: ClassVar[str | None] = "psycopg"
 
     def engine_options(self) -> dict[str, Any]:
+        """Sessions run in UTC whatever the server's setting, so a naive timestamp loaded into a
+        ``timestamptz`` column means the same instant on every server."""
         timeout = int(self.variable("ETL_CONNECT_TIMEOUT", "15") or 15)
-        return {**super().engine_options(), "connect_args": {"connect_timeout": timeout}}
+        connect_args = {"connect_timeout": timeout, "options": "-c TimeZone=UTC"}
+        return {**super().engine_options(), "connect_args": connect_args}
 
     def server_version(self, conn: Connection) -> str:
         version = conn.exec_driver_sql("SHOW server_version").scalar()
