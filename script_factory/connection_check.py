@@ -57,17 +57,20 @@ def check_connections(plan: Plan, settings: Settings) -> tuple[list[str], bool]:
             lines.append(f"OK      {label}: {version} ({(time.perf_counter() - started) * 1000:.0f} ms)")
         except (EtlError, OSError) as exc:
             all_ok = False
-            lines.append(f"FAILED  {label}: {exc}; {_hint(exc, connection_variable(name))}")
+            hint = _hint(exc, connection_variable(name))
+            lines.append(f"FAILED  {label}: {exc}" + (f"; {hint}" if hint else ""))
         finally:
             connector.close()
     return lines, all_ok
 
 
 def _hint(error: BaseException, variable: str) -> str:
+    """What to check next, unless the connector's own message already says it."""
     text = str(error).lower()
     for markers, hint in _HINTS:
         if any(marker in text for marker in markers):
-            return hint.format(var=variable)
+            said = hint.startswith("install") and "install" in text or hint[:24].lower() in text
+            return "" if said else hint.format(var=variable)
     if isinstance(error, TransientError):
         return "the server did not answer as expected; retry, then check its logs"
     return f"check {variable}"
