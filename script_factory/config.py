@@ -533,7 +533,10 @@ def _email(r: _Reader, value: Any) -> EmailSpec | None:
     notify = r.mapping(value, "notify", {"email"})
     if notify.get("email") is None:
         return None
-    body = r.mapping(notify["email"], "notify.email", {"to", "on"}, {"to"})
+    email = notify["email"]
+    if isinstance(email, dict) and True in email:  # YAML 1.1 reads a bare `on:` key as the boolean true
+        email = {("on" if k is True else k): v for k, v in email.items()}
+    body = r.mapping(email, "notify.email", {"to", "on"}, {"to"})
     to = tuple(r.text(a, f"notify.email.to[{i}]") for i, a in enumerate(r.items(body["to"], "notify.email.to")))
     if not to or not all("@" in a for a in to):
         raise r.fail("notify.email.to", "a list of e-mail addresses", body["to"])

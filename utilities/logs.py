@@ -8,6 +8,8 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
+from utilities.files import stamped_path
+
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
 _HANDLER_TAG = "_etl_runner_handler"
@@ -26,15 +28,7 @@ class MaskingFormatter(logging.Formatter):
 
 def new_log_path(logs_dir: Path, project: str, started: datetime) -> Path:
     """``<logs_dir>/<project>/<project>_<YYYYmmdd_HHMMSS>.log``, suffixed ``_2``... if taken."""
-    folder = logs_dir / project
-    folder.mkdir(parents=True, exist_ok=True)
-    stem = f"{project}_{started:%Y%m%d_%H%M%S}"
-    candidate = folder / f"{stem}.log"
-    counter = 2
-    while candidate.exists():
-        candidate = folder / f"{stem}_{counter}.log"
-        counter += 1
-    return candidate
+    return stamped_path(logs_dir / project, f"{project}_{started:%Y%m%d_%H%M%S}", ".log")
 
 
 def install(log_file: Path | None, mask: Callable[[str], str], level: int = logging.INFO) -> None:

@@ -8,20 +8,15 @@ import os
 from connectors.base import ReadRequest
 from script_factory.context import RunContext
 from script_factory.task import StepResult
+from utilities.files import stamped_path
 
 
 def write_output(
     ctx: RunContext, *, name: str, connection: str, sql: str, delete_after_run: bool, upload: str | None = None
 ) -> StepResult:
     """Write the CSV to a ``.partial`` file and rename it when complete: never a half-written output."""
-    folder = ctx.output_dir
-    folder.mkdir(parents=True, exist_ok=True)
     stamp = ctx.now.astimezone().strftime("%Y%m%d_%H%M%S")
-    path = folder / f"{name}_{stamp}.csv"
-    counter = 2
-    while path.exists():
-        path = folder / f"{name}_{stamp}_{counter}.csv"
-        counter += 1
+    path = stamped_path(ctx.output_dir, f"{name}_{stamp}", ".csv")
     partial_path = path.with_name(path.name + ".partial")
     rows = 0
     source = ctx.connector(connection)
