@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from script_factory.errors import ConfigError, FatalError
 from utilities.secrets import Secret
@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from script_factory.window import Window
     from utilities.progress import Progress
 
+T = TypeVar("T")
 Row = tuple[Any, ...]
 Chunk = list[Row]
 
@@ -92,6 +93,28 @@ class LoadStats:
             self.data_min = low
         if high is not None and (self.data_max is None or high > self.data_max):
             self.data_max = high
+
+
+def match_columns(source_columns: Sequence[str], target_items: Mapping[str, T], plan: LoadPlan, fix: str) -> list[T]:
+    """The target's item (column, field...) for each source column, matched case-insensitively, in
+    source order. FatalError when the source returns a column the target lacks (``fix`` says where
+    to add it) or lacks a key or cursor column named in project.yml."""
+    by_lower = {name.lower(): item for name, item in target_items.items()}
+    mapped = []
+    for name in source_columns:
+        if name.lower() not in by_lower:
+            raise FatalError(
+                f"load into {plan.target}: the source returns column {name!r}, which table {plan.target} "
+                f"does not have; {fix} or drop it from the query"
+            )
+        mapped.append(by_lower[name.lower()])
+    returned = {c.lower() for c in source_columns}
+    for required in (*plan.keys, *([plan.cursor] if plan.cursor else [])):
+        if required.lower() not in returned:
+            raise FatalError(
+                f"load into {plan.target}: the source does not return column {required!r} named in project.yml"
+            )
+    return mapped
 
 
 class RowStream:

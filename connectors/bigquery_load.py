@@ -19,7 +19,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import IO, TYPE_CHECKING, Any
 
 from connectors import bigquery_sql as bq
-from connectors.base import LoadPlan, LoadStats, RowStream
+from connectors.base import LoadPlan, LoadStats, RowStream, match_columns
 from connectors.sql import Tracker
 from script_factory.config import Strategy
 from script_factory.errors import FatalError
@@ -90,25 +90,12 @@ def _stage_fields(source_columns: Sequence[str], schema: Sequence[Any], plan: Lo
     REQUIRED columns still refuse NULLs when the transaction inserts)."""
     from google.cloud.bigquery import SchemaField
 
-    by_lower = {field.name.lower(): field for field in schema}
     fields = []
-    for name in source_columns:
-        field = by_lower.get(name.lower())
-        if field is None:
-            raise FatalError(
-                f"load into {plan.target}: the source returns column {name!r}, which table {plan.target} "
-                f"does not have; add it to the table or drop it from the query"
-            )
+    for field in match_columns(source_columns, {f.name: f for f in schema}, plan, "add it to the table"):
         resource = field.to_api_repr()
         if resource.get("mode") == "REQUIRED":
             resource["mode"] = "NULLABLE"
         fields.append(SchemaField.from_api_repr(resource))
-    lowered = {c.lower() for c in source_columns}
-    for required in (*plan.keys, *([plan.cursor] if plan.cursor else [])):
-        if required.lower() not in lowered:
-            raise FatalError(
-                f"load into {plan.target}: the source does not return column {required!r} named in project.yml"
-            )
     return fields
 
 

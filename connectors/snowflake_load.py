@@ -28,7 +28,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from connectors.base import Chunk, LoadPlan, LoadStats, RowStream
+from connectors.base import Chunk, LoadPlan, LoadStats, RowStream, match_columns
 from connectors.snowflake import quote
 from connectors.sql import Tracker
 from script_factory.config import Strategy
@@ -138,23 +138,7 @@ def find_target(cursor: Any, plan: LoadPlan, default_schema: str, connection: st
 
 def map_columns(source_columns: Sequence[str], target: Target, plan: LoadPlan) -> list[TargetColumn]:
     """The target column for each source column (matched case-insensitively), in source order."""
-    by_upper = {c.name.upper(): c for c in target.columns}
-    mapped = []
-    for name in source_columns:
-        column = by_upper.get(name.upper())
-        if column is None:
-            raise FatalError(
-                f"load into {plan.target}: the source returns column {name!r}, which table {plan.target} "
-                f"does not have; add it to the table or drop it from the query"
-            )
-        mapped.append(column)
-    present = {c.upper() for c in source_columns}
-    for required in (*plan.keys, *([plan.cursor] if plan.cursor else [])):
-        if required.upper() not in present:
-            raise FatalError(
-                f"load into {plan.target}: the source does not return column {required!r} named in project.yml"
-            )
-    return mapped
+    return match_columns(source_columns, {c.name: c for c in target.columns}, plan, "add it to the table")
 
 
 def _column(target: Target, name: str) -> TargetColumn:

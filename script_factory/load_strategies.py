@@ -23,7 +23,7 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from connectors.base import LoadPlan, LoadStats, RowStream
+from connectors.base import LoadPlan, LoadStats, RowStream, match_columns
 from script_factory.config import Strategy
 from script_factory.errors import FatalError
 from script_factory.request import LoadType
@@ -82,23 +82,8 @@ def load(target: SqlConnector, stream: RowStream, plan: LoadPlan, progress: Prog
 
 def _target_columns(source_columns: Sequence[str], table: Table, plan: LoadPlan) -> list[str]:
     """The target's own spelling of each source column; FatalError if one has no target column."""
-    by_lower = {c.name.lower(): c.name for c in table.columns}
-    mapped = []
-    for name in source_columns:
-        target_name = by_lower.get(name.lower())
-        if target_name is None:
-            raise FatalError(
-                f"load into {plan.target}: the source returns column {name!r}, which table {plan.target} "
-                f"does not have; add it to the warehouse DDL or drop it from the query"
-            )
-        mapped.append(target_name)
-    lowered = {c.lower() for c in source_columns}
-    for required in (*plan.keys, *([plan.cursor] if plan.cursor else [])):
-        if required.lower() not in lowered:
-            raise FatalError(
-                f"load into {plan.target}: the source does not return column {required!r} named in project.yml"
-            )
-    return mapped
+    names = {c.name: c.name for c in table.columns}
+    return match_columns(source_columns, names, plan, "add it to the warehouse DDL")
 
 
 def _column(table: Table, name: str) -> Any:
