@@ -76,12 +76,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=_positive(float), default=3600.0, help="seconds before a run is killed")
     p.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432", help="PostgreSQL server (no database)")
     p.add_argument("--mysql", default="mysql://root@127.0.0.1:3306", help="MariaDB/MySQL server (no database)")
+    p.add_argument("--note", default="", help="a remark printed at the top of RESULTS.md (e.g. what else ran)")
     p.add_argument("--results", type=Path, default=BENCH_DIR / "RESULTS.md", help="the report to write")
     return p
 
 
 def parse_config(argv: list[str]) -> BenchConfig:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        postgres, mariadb = Server.parse(args.pg, 5432), Server.parse(args.mysql, 3306)
+    except ValueError as exc:
+        parser.error(str(exc))
     command = os.environ.get("BENCH_COMMAND") or shlex.join(["bench/run_bench.py", *argv])
     return BenchConfig(
         sf=args.sf,
@@ -93,10 +99,11 @@ def parse_config(argv: list[str]) -> BenchConfig:
         incremental_pct=args.incremental_pct,
         timeout=args.timeout,
         pandas_method=args.pandas_method,
-        postgres=Server.parse(args.pg, 5432),
-        mariadb=Server.parse(args.mysql, 3306),
+        postgres=postgres,
+        mariadb=mariadb,
         command=command,
         results_file=args.results,
+        note=args.note,
     )
 
 
@@ -106,7 +113,12 @@ def run(config: BenchConfig) -> BenchResult:
     shutil.rmtree(config.logs_dir, ignore_errors=True)
     config.logs_dir.mkdir(parents=True)
     result = BenchResult(
-        sf=config.sf, runs=config.runs, competitor_runs=config.competitor_runs, command=config.command, started=_now()
+        sf=config.sf,
+        runs=config.runs,
+        competitor_runs=config.competitor_runs,
+        command=config.command,
+        started=_now(),
+        note=config.note,
     )
     result.machine = machine.describe(config)
     csv_file = lineitem_csv(config.sf, config.data_dir, config.work_dir)

@@ -74,6 +74,7 @@ class BenchConfig:
     mariadb: Server
     command: str
     results_file: Path
+    note: str = ""
 
     @property
     def work_dir(self) -> Path:

@@ -48,7 +48,7 @@ def _header(result: BenchResult) -> str:
         f"- data: TPC-H lineitem at SF {result.sf:g} ({rows} rows, 16 columns + `updated_at`), "
         f"{result.runs} run(s) per approach{_competitor_runs(result)}, alternating; medians are quoted\n"
         "- ratio: median wall time divided by the median of (a), the PostgreSQL raw `psql \\copy` pipe"
-        f"{quick}"
+        f"{quick}" + (f"\n\n> Note: {result.note}" if result.note else "")
     )
 
 
@@ -62,7 +62,7 @@ def _phase_table(phase: PhaseResult, reference: float | None) -> str:
     lines = [
         f"## {SOURCE_TITLES[phase.source]}: full load of lineitem ({phase.rows:,} rows)",
         "",
-        "| approach | median wall (s) | rows/s | median peak RSS (MB) | x raw pipe (a) | runs | target check |",
+        "| approach | median wall (s) | rows/s | median peak RSS (MB) | x raw pipe (a) | all runs (s) | target check |",
         "| --- | ---: | ---: | ---: | ---: | --- | --- |",
     ]
     for approach in phase.approaches:

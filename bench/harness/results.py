@@ -89,6 +89,7 @@ class BenchResult:
     command: str
     started: str
     finished: str = ""
+    note: str = ""
     machine: dict[str, str] = field(default_factory=dict)
     phases: list[PhaseResult] = field(default_factory=list)
     incremental: IncrementalResult | None = None
