@@ -16,6 +16,6 @@ if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$VENV/.requirements.sha256" 2>/dev/n
     -r "$ROOT/requirements.txt" -r "$BENCH/requirements.txt"
   echo "$WANT" > "$VENV/.requirements.sha256"
 fi
-export BENCH_COMMAND="bench/run.sh$(printf ' %q' "$@")"
+export BENCH_LAUNCHER="bench/run.sh"
 cd "$ROOT"
 exec "$VENV/bin/python" "$BENCH/run_bench.py" "$@"

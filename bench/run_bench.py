@@ -88,7 +88,7 @@ def parse_config(argv: list[str]) -> BenchConfig:
         postgres, mariadb = Server.parse(args.pg, 5432), Server.parse(args.mysql, 3306)
     except ValueError as exc:
         parser.error(str(exc))
-    command = os.environ.get("BENCH_COMMAND") or shlex.join(["bench/run_bench.py", *argv])
+    command = shlex.join([os.environ.get("BENCH_LAUNCHER") or "bench/run_bench.py", *argv])
     return BenchConfig(
         sf=args.sf,
         runs=args.runs,

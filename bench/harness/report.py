@@ -246,9 +246,10 @@ def _notes(result: BenchResult) -> str:
     notes += [
         "- Wall time: `time.perf_counter()` around each child process, from start to exit (interpreter start-up "
         "and imports included, as a user experiences them).",
-        "- Peak RSS: `ru_maxrss` from `os.wait4()` on each child process: the largest peak resident set among the "
-        "child and the processes it waited for (for a shell pipe: the largest of bash and the two clients). The "
-        "database servers' memory is not counted for any approach.",
+        "- Peak RSS: each approach runs as its own child process under `/usr/bin/time -f %M` (GNU time), which "
+        "reports the `ru_maxrss` of the command: the largest peak resident set among the command and the processes "
+        "it waited for (for a shell pipe: the largest of bash and the two clients). The database servers' memory is "
+        "not counted for any approach.",
         "- Between runs the target is emptied (TRUNCATE, or DROP SCHEMA for tools that create their own tables), "
         "outside the timed span.",
     ]
