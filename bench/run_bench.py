@@ -13,8 +13,10 @@ import os
 import shlex
 import shutil
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 from harness import databases, machine, report
 from harness.approaches import KEYS, SOURCES
@@ -25,27 +27,27 @@ from harness.phases import run_full_phase, run_incremental
 from harness.results import BenchResult
 
 logger = logging.getLogger("bench")
+T = TypeVar("T")
 
 
-def _names(allowed: tuple[str, ...]) -> argparse.Action | type:
+def _names(allowed: tuple[str, ...]) -> Callable[[str], tuple[str, ...]]:
     def parse(text: str) -> tuple[str, ...]:
         names = tuple(n.strip() for n in text.split(",") if n.strip())
-        unknown = [n for n in names if n not in allowed]
-        if unknown or not names:
+        if not names or any(n not in allowed for n in names):
             raise argparse.ArgumentTypeError(f"expected a comma-separated list of: {', '.join(allowed)}")
         return names
 
-    return parse  # type: ignore[return-value]
+    return parse
 
 
-def _positive(kind: type) -> type:
-    def parse(text: str):  # type: ignore[no-untyped-def]
+def _positive(kind: Callable[[str], T]) -> Callable[[str], T]:
+    def parse(text: str) -> T:
         value = kind(text)
-        if value <= 0:
+        if not value > 0:  # type: ignore[operator]
             raise argparse.ArgumentTypeError(f"{text!r}: expected a number > 0")
         return value
 
-    return parse  # type: ignore[return-value]
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
