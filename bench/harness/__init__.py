@@ -1,0 +1,1 @@
+"""The benchmark harness: data generation, databases, timed child processes and the report."""

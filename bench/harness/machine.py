@@ -1,0 +1,74 @@
+"""The machine a benchmark ran on: CPU, cores, memory, OS, Python, servers, packages, repository commit."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+from harness import databases
+from harness.config import REPO_DIR, BenchConfig
+
+PACKAGES = (
+    "SQLAlchemy", "psycopg", "PyMySQL", "pyarrow", "duckdb", "duckdb-extension-tpch", "pandas", "dlt",
+    "sling-linux-amd64",
+)  # fmt: skip
+
+
+def describe(config: BenchConfig) -> dict[str, str]:
+    pg, my = databases.server_versions(config.postgres, config.mariadb)
+    return {
+        "CPU": _cpu_model(),
+        "cores": str(os.cpu_count()),
+        "memory": _memory(),
+        "OS": platform.platform(),
+        "Python": platform.python_version(),
+        "PostgreSQL": pg,
+        "MariaDB": my,
+        "load average at start (1/5/15 min)": " / ".join(f"{v:.2f}" for v in os.getloadavg()),
+        "packages": ", ".join(_package_versions()),
+        "repository commit": _commit(),
+    }
+
+
+def _cpu_model() -> str:
+    for line in _read("/proc/cpuinfo").splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def _memory() -> str:
+    for line in _read("/proc/meminfo").splitlines():
+        if line.startswith("MemTotal:"):
+            return f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
+    return "unknown"
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+def _package_versions() -> list[str]:
+    found = []
+    for name in PACKAGES:
+        try:
+            found.append(f"{name} {metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+def _commit() -> str:
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=REPO_DIR, capture_output=True, text=True, check=False)
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    commit = git("rev-parse", "--short", "HEAD") or "unknown (not a git checkout)"
+    changed = [line for line in git("status", "--porcelain").splitlines() if not line.endswith("bench/RESULTS.md")]
+    return commit + (" (with uncommitted changes)" if changed else "")
