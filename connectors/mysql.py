@@ -18,7 +18,7 @@ logger = logging.getLogger(__name__)
 
 NEWDECIMAL, BIT = 246, 16  # MySQL protocol type codes
 INTEGER_TYPES = {1, 2, 3, 8, 9}  # TINY, SHORT, LONG, LONGLONG, INT24
-PIECE_ROWS = 50000  # rows per key range on the Arrow path
+PIECE_ROWS = 100_000  # rows per key range on the Arrow path (the most connectorx may hold)
 _SAFE_TEXT = re.compile(r"^[A-Za-z0-9_ .:+\-]*$")
 
 
@@ -79,11 +79,11 @@ class MysqlConnector(SqlConnector):
         if not _arrow_ready(description, request, self.name):
             return None
         sql = self._literal(_decimals_as_text(stmt, description))
-        split = _split_column(description, request)
-        pieces = self._pieces(sql, split, PIECE_ROWS) if split else iter([sql])
-        first = self._open(next(pieces, sql), request.chunk_size)
+        pieces = self._pieces(sql, _split_column(description, request))
+        first_piece = next(pieces)
+        first = self._open(first_piece[0], request.chunk_size)
         schema = first.schema
-        return ArrowStream(list(schema.names), schema, self._batches(first, pieces, request.chunk_size))
+        return ArrowStream(list(schema.names), schema, self._batches(first, first_piece, pieces, request.chunk_size))
 
     def _describe(self, stmt: Any, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         from sqlalchemy import TextClause, literal_column, select
@@ -98,45 +98,60 @@ class MysqlConnector(SqlConnector):
     def _literal(self, stmt: Any) -> str:
         return str(stmt.compile(dialect=self.dialect, compile_kwargs={"literal_binds": True}))
 
-    def _pieces(self, sql: str, column: str, piece_rows: int) -> Iterator[str]:
-        """``sql`` restricted to consecutive ranges of integer ``column``, sized from the rows each
-        range returned so far (so the first range may be off, the next ones are close)."""
+    def _pieces(self, sql: str, column: str | None) -> Iterator[tuple[str, _KeyRanges | None, int]]:
+        """``sql`` as consecutive ranges of integer ``column`` (with the ranges' tracker and each
+        range's width), or ``sql`` whole when there is no column to split on."""
         from sqlalchemy import column as col
         from sqlalchemy import func, literal_column, select, text
 
+        if column is None:
+            yield sql, None, 0
+            return
         source = text(sql).columns(col(column)).subquery("etl_piece")
         key = source.c[column]
         with self.translate_errors("find the key range"), self.read_connection() as conn:
             low, high = conn.execute(select(func.min(key), func.max(key))).one()
         if low is None:
+            yield sql, None, 0
             return
-        step, start = max(1, piece_rows // 16), int(low)  # start small: the key's density is not known yet
-        while start <= int(high):
-            end = start + step
-            yield self._literal(select(literal_column("*")).select_from(source).where(key >= start, key < end))
-            start = end
-            returned = self._last_piece_rows
-            density = returned / step if returned else 0.0
-            step = max(1, min(step * 8, int(piece_rows / density))) if density else step * 8
+        ranges = _KeyRanges(int(low), int(high), PIECE_ROWS)
+        while (bounds := ranges.next_range()) is not None:
+            start, end = bounds
+            yield (
+                self._literal(select(literal_column("*")).select_from(source).where(key >= start, key < end)),
+                ranges,
+                end - start,
+            )
 
     def _open(self, sql: str, batch_size: int) -> Any:
         import connectorx
 
         url = self.sqlalchemy_url().set(drivername="mysql", query={}).render_as_string(hide_password=False)
-        self._last_piece_rows = 0
         with self._translate_connectorx("query"):
             return connectorx.read_sql(url, sql, return_type="arrow_stream", batch_size=batch_size)
 
-    def _batches(self, first: Any, pieces: Iterator[str], batch_size: int) -> Iterator[Any]:
-        """Every piece's batches, one piece after the other."""
-        reader: Any = first
-        while reader is not None:
+    def _batches(
+        self,
+        first: Any,
+        first_piece: tuple[str, _KeyRanges | None, int],
+        pieces: Iterator[tuple[str, _KeyRanges | None, int]],
+        batch_size: int,
+    ) -> Iterator[Any]:
+        """Every range's batches in order, one range at a time: connectorx reads ahead of a slow
+        writer without a bound, so a range is the most it can hold."""
+        current, (_, ranges, width) = first, first_piece
+        while current is not None:
+            rows = 0
             with self._translate_connectorx("read"):
-                for batch in reader:
-                    self._last_piece_rows += batch.num_rows
+                for batch in current:
+                    rows += batch.num_rows
                     yield batch
+            if ranges is not None:
+                ranges.record(rows, width)
             following = next(pieces, None)
-            reader = self._open(following, batch_size) if following is not None else None
+            current = self._open(following[0], batch_size) if following else None
+            if following is not None:
+                _, ranges, width = following
 
     def _translate_connectorx(self, action: str) -> Any:
         from contextlib import contextmanager
@@ -199,3 +214,27 @@ def _renderable(value: Any) -> bool:
     if isinstance(value, int) and not isinstance(value, bool):
         return True
     return isinstance(value, str) and len(value) <= 64 and bool(_SAFE_TEXT.match(value))
+
+
+class _KeyRanges:
+    """Consecutive ``[start, end)`` ranges of an integer key from ``low`` to ``high``, each sized to
+    about ``target`` rows from the density of the ranges read so far (the first ones start small)."""
+
+    def __init__(self, low: int, high: int, target: int) -> None:
+        self.start, self.high, self.target = low, high, target
+        self.step = max(1, target // 16)
+        self.rows = self.width = 0
+
+    def next_range(self) -> tuple[int, int] | None:
+        if self.start > self.high:
+            return None
+        if self.rows:
+            self.step = max(1, min(self.step * 8, int(self.target * self.width / self.rows)))
+        elif self.width:
+            self.step *= 8
+        start, self.start = self.start, self.start + self.step
+        return start, self.start
+
+    def record(self, rows: int, width: int) -> None:
+        self.rows += rows
+        self.width += width
