@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from utilities.progress import Progress
 
 PROGRESS_EVERY = 16_384  # COPY blocks (rows) between progress updates on the pass-through path
+WRITE_BYTES = 1 << 18  # COPY bytes gathered before one write to the target
 
 
 class PgCopyStream(RowStream):
@@ -137,14 +138,20 @@ class PostgresConnector(SqlConnector):
         sides (the fastest, and exact); text otherwise, where PostgreSQL casts each value."""
         fmt = "binary" if stream.type_oids == self._type_oids(conn, table, columns) else "text"
         blocks = 0
+        buffer = bytearray()
         cursor, copy_in_cm = self._copy_in(conn, table, columns, fmt)
         with cursor:
             with copy_in_cm as copy_in, stream.copy_out(fmt) as copy_out:
-                for block in copy_out:
-                    copy_in.write(block)
+                for block in copy_out:  # libpq hands over one row per block: gather them, write big
+                    buffer += block
                     blocks += 1
+                    if len(buffer) >= WRITE_BYTES:
+                        copy_in.write(buffer)
+                        buffer = bytearray()
                     if blocks % PROGRESS_EVERY == 0:
                         progress.advance(PROGRESS_EVERY)
+                if buffer:
+                    copy_in.write(buffer)
             rows = int(cursor.rowcount)
         progress.advance(rows - (blocks // PROGRESS_EVERY) * PROGRESS_EVERY)
         return LoadStats(rows=rows, exact_range=False, path=f"COPY pass-through ({fmt})")
