@@ -198,6 +198,18 @@ def _run_task(task: Task, ctx: RunContext, engine: Any) -> TaskOutcome:
         except Exception as exc:  # the one place a failing task is caught
             error = exc
             break
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: close the task's row, then unwind the run
+            audit.finish_task(
+                engine,
+                task_run_id,
+                {
+                    "status": audit.FAILED,
+                    "attempts": attempt,
+                    "end_time": utc_now(),
+                    "error_message": "interrupted (Ctrl-C or SIGTERM)",
+                },
+            )
+            raise
     seconds = time.perf_counter() - clock
     status = audit.SUCCESS if error is None else audit.FAILED
     values: dict[str, Any] = {"status": status, "attempts": attempt, "end_time": utc_now(), "duration_seconds": seconds}

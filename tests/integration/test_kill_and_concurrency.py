@@ -139,3 +139,22 @@ def test_two_concurrent_runs_one_exits_3(big_home) -> None:
     assert "project big is already running by pid" in second_err
     assert scalar(url, "SELECT count(*) FROM big_items") == BIG_ROWS
     assert scalar(url, "SELECT count(*) FROM etl_runs") == 1
+
+
+def test_sigterm_mid_load_rolls_back_and_closes_the_audit_rows(big_home) -> None:  # noqa: ANN001
+    home, env, url = big_home
+    first = start(env, "--load-type", "F")
+    assert first.wait(60) == 0, first.communicate()
+    (home / "customer_code" / "big" / "sql" / "big.sql").write_text(QUERY.format(limit=BIG_ROWS), encoding="utf-8")
+    victim = start(env, "--load-type", "F")
+    wait_for_log(home, "rows so far", victim)
+    victim.send_signal(signal.SIGTERM)
+    _, err = victim.communicate(timeout=60)
+    assert victim.returncode == 130
+    assert "interrupted; the audit row is closed as failed" in err
+    assert scalar(url, "SELECT count(*) FROM big_items") == 1000
+    assert scalar(url, "SELECT status FROM etl_runs ORDER BY run_id DESC LIMIT 1") == "failed"
+    assert scalar(url, "SELECT error_message FROM etl_task_runs ORDER BY task_run_id DESC LIMIT 1") == (
+        "interrupted (Ctrl-C or SIGTERM)"
+    )
+    assert scalar(url, "SELECT count(*) FROM etl_task_runs WHERE status = 'running'") == 0
