@@ -141,7 +141,7 @@ def test_two_concurrent_runs_one_exits_3(big_home) -> None:
     assert scalar(url, "SELECT count(*) FROM etl_runs") == 1
 
 
-def test_sigterm_mid_load_rolls_back_and_closes_the_audit_rows(big_home) -> None:  # noqa: ANN001
+def test_sigterm_mid_load_rolls_back_and_closes_the_audit_rows(big_home) -> None:
     home, env, url = big_home
     first = start(env, "--load-type", "F")
     assert first.wait(60) == 0, first.communicate()
