@@ -6,19 +6,25 @@ import ctypes
 import ctypes.util
 import sys
 
-M_ARENA_MAX = -8  # glibc mallopt parameter
+M_MMAP_THRESHOLD, M_ARENA_MAX = -3, -8  # glibc mallopt parameters
+MMAP_THRESHOLD = 1 << 20  # buffers of 1 MiB and more are mapped, and given back to the OS when freed
 
 
 def limit_malloc_arenas(count: int = 2) -> bool:
-    """Cap glibc's malloc arenas (default 8 per core). Native readers such as connectorx allocate
-    from worker threads; with one arena each, freed batches stay mapped and peak RSS climbs with the
-    number of reads. Returns False where there is no glibc (Windows, macOS, musl): nothing to do."""
+    """Cap glibc's malloc arenas (default 8 per core) and fix its mmap threshold.
+
+    Native readers such as connectorx allocate from worker threads; with one arena each, freed
+    batches stay mapped and peak RSS climbs with the number of reads. And glibc raises its mmap
+    threshold after each large free, so later multi-megabyte batch buffers come from the heap,
+    fragment it and are never returned: RSS creeps up with the table size. A fixed threshold keeps
+    large buffers mapped. Returns False where there is no glibc (Windows, macOS, musl)."""
     if not sys.platform.startswith("linux"):
         return False
     name = ctypes.util.find_library("c")
     if not name:
         return False
     try:
-        return bool(ctypes.CDLL(name).mallopt(M_ARENA_MAX, count))
+        libc = ctypes.CDLL(name)
+        return bool(libc.mallopt(M_ARENA_MAX, count)) and bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD))
     except (OSError, AttributeError):
         return False
