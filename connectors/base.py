@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from script_factory.errors import ConfigError, FatalError
@@ -93,6 +95,22 @@ class LoadStats:
             self.data_min = low
         if high is not None and (self.data_max is None or high > self.data_max):
             self.data_max = high
+
+
+DRIVERS_FILE = "requirements-connectors.txt"
+
+
+def import_driver(module: str, *, kind: str, connection: str, package: str) -> ModuleType:
+    """``module`` (a connector's driver), imported now; a FatalError naming the package to install when
+    it, or a module it needs, is missing. Connectors call this on first real use, never at import."""
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        missing = "" if exc.name in (None, module, package) else f" (missing module {exc.name!r})"
+        raise FatalError(
+            f"{kind} connection {connection!r}: the driver {package} is not installed{missing}; "
+            f"run: pip install -r {DRIVERS_FILE}"
+        ) from exc
 
 
 def match_columns(source_columns: Sequence[str], target_items: Mapping[str, T], plan: LoadPlan, fix: str) -> list[T]:

@@ -28,7 +28,16 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from connectors import bigquery_sql as bq
-from connectors.base import Capabilities, Chunk, Connector, LoadPlan, LoadStats, ReadRequest, RowStream
+from connectors.base import (
+    Capabilities,
+    Chunk,
+    Connector,
+    LoadPlan,
+    LoadStats,
+    ReadRequest,
+    RowStream,
+    import_driver,
+)
 from script_factory.errors import ConfigError, FatalError, TransientError
 
 if TYPE_CHECKING:
@@ -36,7 +45,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-INSTALL_HINT = "google-cloud-bigquery is not installed; run: pip install -r requirements-connectors.txt"
 DEFAULT_TIMEOUT = 60.0
 # Error reasons BigQuery reports for failures worth retrying (some arrive as 403 or 400).
 _REQUEST_LINE = re.compile(r"^[A-Z]+ \S+: ")
@@ -118,7 +126,7 @@ class BigQueryConnector(Connector):
     def client(self) -> Any:
         """The google-cloud-bigquery client, created on first use (this imports the driver)."""
         if self._client is None:
-            bigquery = _driver()
+            bigquery = self.driver()
             from google.api_core.client_options import ClientOptions
 
             target = self.target
@@ -168,7 +176,7 @@ class BigQueryConnector(Connector):
     @property
     def retry(self) -> Any:
         """The client's retry of one HTTP call, bounded by the TIMEOUT setting."""
-        return _driver().DEFAULT_RETRY.with_timeout(self.timeout)
+        return self.driver().DEFAULT_RETRY.with_timeout(self.timeout)
 
     def close(self) -> None:
         if self._client is not None:
@@ -257,7 +265,7 @@ class BigQueryConnector(Connector):
 
     def run(self, statement: bq.Statement, page_size: int | None = None) -> Any:
         """Run ``statement`` as a query job and wait for it; returns its RowIterator (pages of rows)."""
-        bigquery = _driver()
+        bigquery = self.driver()
 
         config = bigquery.QueryJobConfig(
             query_parameters=[bigquery.ScalarQueryParameter(p.name, p.kind, p.value) for p in statement.parameters],
@@ -272,7 +280,7 @@ class BigQueryConnector(Connector):
     # -- checking and writing -----------------------------------------------------------------
 
     def check(self) -> str:
-        bigquery = _driver()
+        bigquery = self.driver()
         target = self.target
         with self.translate_errors("check"):
             list(self.run(bq.Statement("SELECT 1 AS ok")))
@@ -281,20 +289,16 @@ class BigQueryConnector(Connector):
         where = f"{target.project}.{target.dataset}" if target.dataset else target.project
         return f"BigQuery {where} (google-cloud-bigquery {bigquery.__version__})"
 
+    def driver(self) -> Any:
+        """``google.cloud.bigquery``, imported now (FatalError naming the package when it is missing)."""
+        return import_driver(
+            "google.cloud.bigquery", kind=self.kind, connection=self.name, package="google-cloud-bigquery"
+        )
+
     def write(self, stream: RowStream, plan: LoadPlan, progress: Progress) -> LoadStats:
         from connectors.bigquery_load import load
 
         return load(self, stream, plan, progress)
-
-
-def _driver() -> Any:
-    """``google.cloud.bigquery``, or FatalError naming the package to install."""
-    import importlib
-
-    try:
-        return importlib.import_module("google.cloud.bigquery")
-    except ImportError as exc:
-        raise FatalError(INSTALL_HINT) from exc
 
 
 def _reason(exc: Any) -> str | None:

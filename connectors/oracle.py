@@ -13,10 +13,9 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from connectors.base import Capabilities
+from connectors.base import Capabilities, import_driver
 from connectors.driver_errors import Verdict, fatal, first_lines, transient, translating
 from connectors.sql import SqlConnector
-from script_factory.errors import FatalError
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine
@@ -271,7 +270,9 @@ class OracleConnector(SqlConnector):
     @property
     def engine(self) -> Engine:
         if self._engine is None:
-            _require_oracledb(self.name)
+            import_driver(
+                "oracledb", kind=self.kind, connection=self.name, package="oracledb (thin mode: no Oracle Client)"
+            )
         return super().engine
 
     def on_engine(self, engine: Engine) -> None:
@@ -309,16 +310,6 @@ class OracleConnector(SqlConnector):
         except DBAPIError:  # no access to v$version: the version the driver saw at login
             banner = None
         return str(banner) if banner else super().server_version(conn)
-
-
-def _require_oracledb(name: str) -> None:
-    try:
-        import oracledb  # noqa: F401
-    except ImportError as exc:
-        raise FatalError(
-            f"connection {name!r}: the Oracle driver python-oracledb is not installed ({exc}); "
-            f"run: pip install -r requirements-connectors.txt (thin mode needs no Oracle Client)"
-        ) from exc
 
 
 def _install_type_handler(dbapi_connection: Any, _record: Any) -> None:

@@ -28,7 +28,7 @@ from datetime import UTC, date
 from pathlib import Path
 from typing import Any, ClassVar
 
-from connectors.base import Capabilities, Chunk, Connector, ReadRequest, Row, RowStream
+from connectors.base import Capabilities, Chunk, Connector, ReadRequest, Row, RowStream, import_driver
 from connectors.csv_files import csv_rows
 from connectors.s3_source import (
     META_COLUMNS,
@@ -98,13 +98,9 @@ class S3Connector(Connector):
         return self._client
 
     def _new_client(self) -> Any:
-        try:
-            import boto3
-            from botocore.config import Config
-        except ModuleNotFoundError as exc:
-            raise FatalError(
-                f"S3 connection {self.name!r}: boto3 is not installed; run: pip install -r requirements-connectors.txt"
-            ) from exc
+        boto3 = self.driver()
+        from botocore.config import Config
+
         where = self.location
         key_id, secret, token = self._credentials()
         timeout = int(self.variable("ETL_CONNECT_TIMEOUT", "15") or 15)
@@ -149,18 +145,21 @@ class S3Connector(Connector):
             client, self._client = self._client, None
             client.close()
 
+    def driver(self) -> Any:
+        """boto3, imported now (FatalError naming the package when it is missing)."""
+        return import_driver("boto3", kind=self.kind, connection=self.name, package="boto3")
+
     def check(self) -> str:
         where = self.location
         with self.translate_errors("list the bucket"):
             self.client.list_objects_v2(Bucket=where.bucket, Prefix=where.prefix, MaxKeys=1)
-        import boto3
-
         shown = f", prefix {where.prefix}" if where.prefix else ""
-        return f"S3 bucket {where.bucket}{shown} (boto3 {boto3.__version__})"
+        return f"S3 bucket {where.bucket}{shown} (boto3 {self.driver().__version__})"
 
     @contextmanager
     def translate_errors(self, action: str, key: str | None = None) -> Iterator[None]:
         """Turn botocore errors into TransientError or FatalError that name the connection and what to check."""
+        self.driver()
         from boto3.exceptions import S3UploadFailedError
         from botocore.exceptions import BotoCoreError, ClientError
 

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from connectors.base import Capabilities, Chunk, Connector, ReadRequest, Row, RowStream
+from connectors.base import Capabilities, Chunk, Connector, ReadRequest, Row, RowStream, import_driver
 from connectors.salesforce_soql import (
     COMPOUND_TYPES,
     CURSOR_TYPES,
@@ -177,11 +177,15 @@ class SalesforceConnector(Connector):
 
     # -- the client ---------------------------------------------------------------------------
 
+    def driver(self) -> Any:
+        """The simple_salesforce module, imported now (FatalError naming the package when it is missing)."""
+        return import_driver("simple_salesforce", kind=self.kind, connection=self.name, package="simple-salesforce")
+
     @property
     def client(self) -> Any:
         """The ``simple_salesforce.Salesforce`` client, logged in on first use."""
         if self._client is None:
-            driver = _driver(self.name)
+            driver = self.driver()
             arguments = self.login_arguments()
             session = self._http_session()
             with self.translate_errors("log in"):
@@ -225,7 +229,7 @@ class SalesforceConnector(Connector):
     @contextmanager
     def translate_errors(self, action: str) -> Iterator[None]:
         """simple-salesforce and requests errors -> TransientError or FatalError, keeping the cause."""
-        driver = _driver(self.name)
+        driver = self.driver()
         from xml.parsers.expat import ExpatError
 
         import requests
@@ -360,7 +364,7 @@ class SalesforceConnector(Connector):
         if obj not in self._describes:
             try:
                 self._describes[obj] = self.client.restful(f"sobjects/{obj}/describe/")
-            except _driver(self.name).exceptions.SalesforceResourceNotFound as exc:
+            except self.driver().exceptions.SalesforceResourceNotFound as exc:
                 raise FatalError(
                     f"{self.kind} connection {self.name!r}: object {obj!r} does not exist or is not visible to "
                     f"this user; check object: in project.yml"
@@ -407,19 +411,6 @@ class SalesforceConnector(Connector):
             positions = _positions(header, wanted, plan.source.object)
             for cells in reader:
                 yield tuple(fn(cells[i]) for fn, i in zip(convert, positions, strict=True))
-
-
-def _driver(name: str) -> Any:
-    """The simple_salesforce module, imported on first use."""
-    try:
-        import simple_salesforce
-        import simple_salesforce.exceptions
-    except ModuleNotFoundError as exc:
-        raise FatalError(
-            f"connection {name!r}: the Salesforce driver (simple-salesforce) is not installed; "
-            f"run: pip install -r requirements-connectors.txt"
-        ) from exc
-    return simple_salesforce
 
 
 def _adapter_class() -> type:

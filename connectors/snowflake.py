@@ -23,7 +23,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import parse_qsl, unquote
 
-from connectors.base import Capabilities, Chunk, Connector, LoadPlan, LoadStats, ReadRequest, RowStream
+from connectors.base import (
+    Capabilities,
+    Chunk,
+    Connector,
+    LoadPlan,
+    LoadStats,
+    ReadRequest,
+    RowStream,
+    import_driver,
+)
 from script_factory.errors import ConfigError, EtlError, FatalError, TransientError
 from utilities.secrets import Masker, Secret
 from utilities.sql_text import strip_comments
@@ -33,7 +42,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-PIP_HINT = "snowflake-connector-python is not installed; run: pip install -r requirements-connectors.txt"
 #: query-string keys of the URL, passed to snowflake.connector.connect (ints where the driver wants them)
 URL_OPTIONS = {
     "warehouse": str,
@@ -169,14 +177,13 @@ class SnowflakeConnector(Connector):
 
     def connect(self) -> Any:
         """A new driver connection (imports the driver now); errors come out translated."""
-        try:
-            import snowflake.connector
-        except ModuleNotFoundError as exc:
-            raise FatalError(f"{self.kind} connection {self.name!r}: {PIP_HINT}") from exc
+        snowflake_connector = import_driver(
+            "snowflake.connector", kind=self.kind, connection=self.name, package="snowflake-connector-python"
+        )
         args = self.connect_args()
         with self.translate_errors("connect"):
             try:
-                return snowflake.connector.connect(**args)
+                return snowflake_connector.connect(**args)
             except (ValueError, TypeError) as exc:
                 if "private_key_file" not in args:
                     raise

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from connectors.base import Capabilities
+from connectors.base import Capabilities, import_driver
 from connectors.driver_errors import Verdict, fatal, first_lines, transient, translating
 from connectors.sql import SqlConnector
 from script_factory.errors import FatalError
@@ -174,11 +174,7 @@ class SqlServerConnector(SqlConnector):
     def _require_odbc(self) -> None:
         """Import pyodbc and make sure the ODBC driver named in the URL is installed."""
         try:
-            import pyodbc
-        except ModuleNotFoundError as exc:
-            raise FatalError(
-                f"connection {self.name!r}: pyodbc is not installed; run: pip install -r requirements-connectors.txt"
-            ) from exc
+            pyodbc = import_driver("pyodbc", kind=self.kind, connection=self.name, package="pyodbc")
         except ImportError as exc:  # libodbc.so.2: cannot open shared object file
             raise FatalError(
                 f"{self.kind} connection {self.name!r}: pyodbc cannot load the ODBC driver manager unixODBC "

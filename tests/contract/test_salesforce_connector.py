@@ -584,5 +584,5 @@ def test_a_missing_driver_names_the_requirements_file(tmp_path, monkeypatch) -> 
     connector = open_connector(
         "crm", Secret("salesforce://h.my.salesforce.com"), tmp_path, {"ETL_CONN_CRM_ACCESS_TOKEN": "t" * 10}
     )
-    with pytest.raises(FatalError, match=r"simple-salesforce\) is not installed; run: pip install -r requirements-co"):
+    with pytest.raises(FatalError, match=r"simple-salesforce is not installed; run: pip install -r requirements-co"):
         connector.check()
