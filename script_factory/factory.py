@@ -32,6 +32,8 @@ from script_factory.steps.migrations import DdlFile, apply_ddl, preview_ddl
 from script_factory.steps.output import preview_output, write_output
 from script_factory.steps.sql_script import preview_sql_script, run_sql_script
 from script_factory.task import Task
+from script_factory.window import check_requested_start
+from utilities.dates import utc_now, zone
 from utilities.secrets import Secret
 
 WORKER_MODULE = "script_worker.py"
@@ -69,6 +71,7 @@ def load_project_config(name: str, settings: Settings) -> ProjectConfig:
 def build_plan(request: RunRequest, settings: Settings) -> Plan:
     """Assemble the tasks of ``request.project``; raises ConfigError before anything connects."""
     project = load_project_config(request.project, settings)
+    check_requested_start(request.start_date, request.end_date, utc_now(), zone(project.timezone))
     urls = resolve_connections(project, settings)
     if project.email is not None:
         from script_factory.report import smtp_settings
@@ -78,7 +81,8 @@ def build_plan(request: RunRequest, settings: Settings) -> Plan:
     warehouse_cls = connector_class(warehouse_scheme)
     if not warehouse_cls.capabilities.write:
         raise ConfigError(
-            f"the warehouse connection {project.warehouse!r} is a {warehouse_cls.kind}, which cannot be a load target"
+            f"the warehouse connection {project.warehouse!r} ({warehouse_cls.kind}) cannot be a load target; "
+            f"set ETL_CONN_{project.warehouse.upper()} to a PostgreSQL, SQLite or MariaDB URL"
         )
     if not issubclass(warehouse_cls, SqlConnector):
         raise ConfigError(

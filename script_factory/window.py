@@ -67,6 +67,19 @@ def resolve_window(
     return Window(start=start, end=end, filtered=filtered, start_reason=reason, previous_max=previous_max)
 
 
+def check_requested_start(start: datetime | None, end: datetime | None, now: datetime, source_zone: tzinfo) -> None:
+    """ConfigError when ``--start-date`` is not before now and no ``--end-date`` is given: the window
+    (which would end now) is empty whatever the warehouse holds, so the run stops before connecting."""
+    if start is None or end is not None:
+        return
+    current = now if start.tzinfo is not None else now.astimezone(source_zone).replace(tzinfo=None)
+    if start >= current:
+        raise ConfigError(
+            f"--start-date {start.isoformat(' ')} is not before now ({current.isoformat(' ', 'seconds')} in the "
+            f"project's time zone {source_zone}): give an earlier date, or an --end-date too"
+        )
+
+
 def _less(value: CursorValue, lookback: timedelta) -> CursorValue:
     if not lookback:
         return value

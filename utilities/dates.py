@@ -6,6 +6,13 @@ import re
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+# ISO 8601 as people type it: a date, optionally "T" or a space and a time, optionally Z or an offset.
+# (datetime.fromisoformat alone would read "2026-01-31+02:00" as 02:00 on that day: any character
+# separates date and time there.)
+_ISO_DATETIME = re.compile(
+    r"^\d{4}-\d{2}-\d{2}"
+    r"(?:[Tt ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d{1,6})?)?(?:[Zz]|[+-]\d{2}:?\d{2})?)?$"
+)
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
@@ -21,10 +28,11 @@ def parse_iso_datetime(text: str) -> datetime:
     if not value:
         raise ValueError("empty date")
     try:
-        parsed = datetime.fromisoformat(value)
+        if not _ISO_DATETIME.match(value):
+            raise ValueError
+        return datetime.fromisoformat(value)
     except ValueError:
         raise ValueError(f"{text!r} is not an ISO date or datetime") from None
-    return parsed
 
 
 def parse_duration(text: str | int | float) -> timedelta:

@@ -48,6 +48,12 @@ def test_exit_0_on_success(items_home: Path) -> None:
             None,
             "--start-date 2026-02-01 00:00:00 must be before --end-date 2026-01-01 00:00:00",
         ),
+        (
+            ["--project", "items_demo", "--start-date", "2999-01-01"],
+            None,
+            "--start-date 2999-01-01 00:00:00 is not befo",
+        ),
+        (["--project", "items_demo", "--start-date", "2026-01-31+02:00"], None, "'2026-01-31+02:00' is not an ISO"),
         (["--project", "items_demo"], ("strategy: merge", "strategy: [merge"), "invalid YAML"),
         (["--project", "items_demo"], ("sql/items.sql}", "sql/missing.sql}"), "sql/missing.sql not found"),
         (["--project", "items_demo"], ("connection: src,", "connection: erp,"), "unknown connection 'erp'"),

@@ -66,6 +66,9 @@ def test_list_needs_no_project() -> None:
         (["--project", "p", "--load-type", "X"], "'X' is not a load type (expected I for incremental or F for full)"),
         (["--project", "p", "--start-date", "2026-13-01"], "'2026-13-01' is not an ISO date or datetime"),
         (["--project", "p", "--end-date", "yesterday"], "'yesterday' is not an ISO date or datetime"),
+        # Python's fromisoformat alone reads any character as the date/time separator: this would be 02:00
+        (["--project", "p", "--start-date", "2026-01-31+02:00"], "'2026-01-31+02:00' is not an ISO date or datetime"),
+        (["--project", "p", "--start-date", "2026-1-31"], "'2026-1-31' is not an ISO date or datetime"),
         (["--project", "p", "--start-date", "2026-02-01", "--end-date", "2026-01-01"], "must be before --end-date"),
         (["--project", "p", "--start-date", "2026-01-01", "--end-date", "2026-01-01"], "must be before --end-date"),
         (["--project", "p", "--start-date", "2026-01-01", "--end-date", "2026-01-02T00:00Z"], "both have a UTC offset"),
