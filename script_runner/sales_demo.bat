@@ -1,8 +1,9 @@
 @echo off
 rem sales_demo launcher for Windows: sales_demo.bat [I|F] [START] [END] [--dry-run|--check]
-rem Double-clicked, the window stays open on failure (up to 5 minutes, or until a key is pressed);
-rem under Task Scheduler nothing waits (timeout exits at once without a console).
+rem Double-clicked (started by "cmd /c" with no arguments), the window stays open on failure for up
+rem to 5 minutes or until a key is pressed. Schedulers pass the load type (see the README's schtasks
+rem line), so under Task Scheduler nothing ever waits; the exit code is passed on either way.
 call "%~dp0_launch.bat" sales_demo %*
 set "RC=%ERRORLEVEL%"
-if not "%RC%"=="0" echo %CMDCMDLINE% | find /i "/c" >nul && timeout /t 300
+if not "%RC%"=="0" if "%~1"=="" echo %CMDCMDLINE% | find /i "/c" >nul && timeout /t 300
 exit /b %RC%
