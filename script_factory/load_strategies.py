@@ -5,10 +5,12 @@ included) leaves the target as it was:
 
 * ``append``        - rows are written straight into the target.
 * ``replace``       - the target is emptied (TRUNCATE on PostgreSQL), then written.
-* ``delete_insert`` - the target's rows inside the window are deleted, then the window is written.
-* ``merge``         - rows go to a transaction-scoped temporary staging table, checked for NULL and
-                      duplicate keys, then applied in one ``MERGE`` (PostgreSQL 15+) or as delete +
-                      insert by key (SQLite, MySQL), in the same transaction.
+* ``delete_insert`` - rows go to a transaction-scoped temporary staging table; then the target's rows
+                      inside the window are deleted and the staged rows inserted, in the same
+                      transaction (the target is touched only once the source has been read whole).
+* ``merge``         - rows go to the staging table, are checked for NULL and duplicate keys, then
+                      applied in one ``MERGE`` (PostgreSQL 15+) or as delete + insert by key (SQLite,
+                      MySQL), in the same transaction.
 
 How the rows get in is the target's business (``copy_into``): Python rows, Arrow batches or raw
 COPY bytes. When the writer cannot see the values (COPY pass-through), the cursor's range is read
@@ -67,11 +69,11 @@ def load(target: SqlConnector, stream: RowStream, plan: LoadPlan, progress: Prog
         columns = _target_columns(stream.columns, table, plan)
         if plan.strategy is Strategy.MERGE:
             stats = _merge(target, conn, table, columns, stream, plan, progress)
+        elif plan.strategy is Strategy.DELETE_INSERT:
+            stats = _delete_insert(target, conn, table, columns, stream, plan, progress)
         else:
             if plan.strategy is Strategy.REPLACE:
                 target.truncate(conn, table)
-            elif plan.strategy is Strategy.DELETE_INSERT:
-                _delete_window(conn, table, plan)
             stats = target.copy_into(conn, table, columns, stream, plan.cursor, progress)
             if not stats.exact_range:
                 _read_range(conn, table, plan, stats, in_window=plan.window.filtered)
@@ -120,7 +122,7 @@ def _read_range(conn: Connection, table: Table, plan: LoadPlan, stats: LoadStats
     stats.widen(low, high)
 
 
-def _merge(
+def _stage(
     target: SqlConnector,
     conn: Connection,
     table: Table,
@@ -128,8 +130,9 @@ def _merge(
     stream: RowStream,
     plan: LoadPlan,
     progress: Progress,
-) -> LoadStats:
-    from sqlalchemy import Column, MetaData, func, or_, select
+) -> tuple[Table, LoadStats]:
+    """A transaction-scoped temporary table shaped like ``columns`` of ``table``, holding the stream."""
+    from sqlalchemy import Column, MetaData
     from sqlalchemy import Table as SqlTable
 
     staging = SqlTable(
@@ -142,6 +145,39 @@ def _merge(
     stats = target.copy_into(conn, staging, columns, stream, plan.cursor, progress)
     if not stats.exact_range:
         _read_range(conn, staging, plan, stats, in_window=False)
+    return staging, stats
+
+
+def _delete_insert(
+    target: SqlConnector,
+    conn: Connection,
+    table: Table,
+    columns: list[str],
+    stream: RowStream,
+    plan: LoadPlan,
+    progress: Progress,
+) -> LoadStats:
+    from sqlalchemy import insert, select
+
+    staging, stats = _stage(target, conn, table, columns, stream, plan, progress)
+    _delete_window(conn, table, plan)
+    conn.execute(insert(table).from_select(columns, select(*[staging.c[c] for c in columns])))
+    staging.drop(conn)
+    return stats
+
+
+def _merge(
+    target: SqlConnector,
+    conn: Connection,
+    table: Table,
+    columns: list[str],
+    stream: RowStream,
+    plan: LoadPlan,
+    progress: Progress,
+) -> LoadStats:
+    from sqlalchemy import func, or_, select
+
+    staging, stats = _stage(target, conn, table, columns, stream, plan, progress)
     keys = [_column(table, k).name for k in plan.keys]
     null_keys = conn.execute(
         select(func.count()).select_from(staging).where(or_(*[staging.c[k].is_(None) for k in keys]))
