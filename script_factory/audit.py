@@ -1,10 +1,12 @@
 """The audit trail in the warehouse: ``etl_runs``, ``etl_task_runs``, ``etl_dq_results``, ``etl_migrations``.
 
 The audit row is the source of truth: it is inserted as ``running`` before any task and closed as
-``success`` or ``failed`` at the end. A table's incremental watermark is the ``data_max_date`` of
-its load in the latest *successful* run, so it never advances on failure. Window and data dates
-are stored as ISO-8601 text, at full precision and with the source's UTC offset when it had one
-(cast with ``::timestamptz`` in PostgreSQL); execution times are timestamps in UTC.
+``success`` or ``failed`` at the end. A table's incremental watermark is the ``watermark`` of its
+load in the latest *successful* run, so it never advances on failure: normally that load's
+``data_max_date``, but a run with explicit dates (a backfill of an old window) keeps the later
+watermark it started from (see script_factory/window.py). Window and data dates are stored as
+ISO-8601 text, at full precision and with the source's UTC offset when it had one (cast with
+``::timestamptz`` in PostgreSQL); execution times are timestamps in UTC.
 """
 
 from __future__ import annotations
@@ -89,6 +91,7 @@ etl_task_runs = Table(
     Column("previous_max_date", String(40)),
     Column("data_min_date", String(40)),
     Column("data_max_date", String(40)),
+    Column("watermark", String(40)),  # where the table's next incremental window starts
     Column("rows", BigInteger),
     Column("rows_per_second", Float),
     Column("start_time", DateTime(timezone=True), nullable=False),
@@ -127,7 +130,8 @@ etl_migrations = Table(
 
 
 def ensure_tables(engine: Engine) -> None:
-    """Create the audit tables on first use (safe when two projects start at once)."""
+    """Create the audit tables on first use (safe when two projects start at once), and add the
+    columns a newer version introduced to tables an older version created."""
     from sqlalchemy.exc import DBAPIError
 
     try:
@@ -135,6 +139,35 @@ def ensure_tables(engine: Engine) -> None:
     except DBAPIError:
         # Another process created them between our check and our CREATE: check again, quietly.
         metadata.create_all(engine, checkfirst=True)
+    _add_missing_columns(engine)
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    from sqlalchemy import inspect
+    from sqlalchemy.exc import DBAPIError
+
+    with engine.connect() as conn:
+        inspector = inspect(conn)
+        missing = [
+            (table, column)
+            for table in metadata.sorted_tables
+            for column in table.columns
+            if column.name not in {c["name"] for c in inspector.get_columns(table.name)}
+        ]
+    for table, column in missing:
+        preparer = engine.dialect.identifier_preparer
+        ddl = (
+            f"ALTER TABLE {preparer.format_table(table)} ADD COLUMN {preparer.quote(column.name)} "
+            f"{column.type.compile(dialect=engine.dialect)}"
+        )
+        try:
+            with engine.begin() as conn:
+                conn.exec_driver_sql(ddl)
+            logger.info("audit table %s: added column %s", table.name, column.name)
+        except DBAPIError:  # another run added it meanwhile
+            with engine.connect() as conn:
+                if column.name not in {c["name"] for c in inspect(conn).get_columns(table.name)}:
+                    raise
 
 
 def open_run(engine: Engine, values: Mapping[str, Any]) -> int:
@@ -182,16 +215,20 @@ def close_orphans(engine: Engine, project: str) -> int:
 
 
 def previous_max(engine: Engine, project: str, target_table: str) -> CursorValue | None:
-    """The watermark: ``data_max_date`` of ``target_table``'s load in the latest successful run."""
+    """The watermark of ``target_table``: the ``watermark`` of its load in the latest successful run
+    (``data_max_date`` for rows written before that column existed)."""
+    from sqlalchemy import func, or_
+
+    stored = func.coalesce(etl_task_runs.c.watermark, etl_task_runs.c.data_max_date)
     query = (
-        select(etl_task_runs.c.data_max_date)
+        select(stored)
         .join(etl_runs, etl_runs.c.run_id == etl_task_runs.c.run_id)
         .where(
             etl_runs.c.project == project,
             etl_runs.c.status == SUCCESS,
             etl_task_runs.c.target_table == target_table,
             etl_task_runs.c.status == SUCCESS,
-            etl_task_runs.c.data_max_date.is_not(None),
+            or_(etl_task_runs.c.watermark.is_not(None), etl_task_runs.c.data_max_date.is_not(None)),
         )
         .order_by(etl_task_runs.c.run_id.desc())
         .limit(1)

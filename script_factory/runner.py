@@ -29,10 +29,10 @@ from script_factory.errors import EtlError, TransientError
 from script_factory.exit_codes import ExitCode, exit_code_for
 from script_factory.factory import Plan
 from script_factory.lock import ProjectLock
-from script_factory.request import LoadType, RunRequest
+from script_factory.request import RunRequest
 from script_factory.settings import REPO_ROOT, Settings
 from script_factory.task import StepResult, Task
-from script_factory.window import Window, resolve_window
+from script_factory.window import Window, next_watermark, resolve_window
 from utilities import logs, retention
 from utilities.dates import as_datetime, encode_cursor, utc_now, zone
 from utilities.version import script_version
@@ -219,6 +219,7 @@ def _run_task(task: Task, ctx: RunContext, engine: Any) -> TaskOutcome:
             rows_per_second=result.rows / seconds if seconds > 0 and result.rows else None,
             data_min_date=encode_cursor(result.data_min),
             data_max_date=encode_cursor(result.data_max),
+            watermark=encode_cursor(next_watermark(window, result.data_max)) if window else None,
             message=result.message,
             strategy=result.strategy,
         )
@@ -251,7 +252,7 @@ def resolve_windows(
     for table in project.tables:
         key = str(table.target)
         previous = None
-        if engine is not None and table.cursor and request.load_type is LoadType.INCREMENTAL:
+        if engine is not None and table.cursor:
             previous = audit.previous_max(engine, project.name, key)
         windows[key] = _window(project, request, previous, now)
     run_window = _window(project, request, None, now)

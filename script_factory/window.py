@@ -7,7 +7,7 @@ from datetime import date, datetime, timedelta, tzinfo
 
 from script_factory.errors import ConfigError
 from script_factory.request import LoadType
-from utilities.dates import CursorValue
+from utilities.dates import CursorValue, as_datetime
 
 
 @dataclass(frozen=True)
@@ -15,6 +15,8 @@ class Window:
     """The rows to load: ``start < cursor <= end``; ``filtered`` is False for an unbounded full load.
 
     ``start_reason`` says where ``start`` came from, for the log and ``--dry-run``.
+    ``previous_max`` is the watermark the window started from (incremental runs only);
+    ``watermark`` is the table's stored watermark whatever the load type (see :func:`next_watermark`).
     """
 
     start: CursorValue
@@ -22,6 +24,7 @@ class Window:
     filtered: bool
     start_reason: str
     previous_max: CursorValue | None = None
+    watermark: CursorValue | None = None
 
     def describe(self) -> str:
         if not self.filtered:
@@ -49,6 +52,7 @@ def resolve_window(
     ``now`` is aware; it is turned naive in ``source_zone`` when the start is naive, so that the two
     ends always compare with the source's cursor the same way.
     """
+    watermark = previous_max
     if load_type is LoadType.FULL:
         previous_max = None
     if requested_start is not None:
@@ -56,7 +60,7 @@ def resolve_window(
         reason = "--start-date"
     elif previous_max is not None:
         start = _less(previous_max, lookback)
-        reason = "previous successful run's data_max_date" + (f" less lookback {lookback}" if lookback else "")
+        reason = "watermark of the previous successful run" + (f" less lookback {lookback}" if lookback else "")
     else:
         start = initial_start
         reason = "initial_start" if load_type is LoadType.INCREMENTAL else "full load"
@@ -64,7 +68,28 @@ def resolve_window(
     filtered = load_type is LoadType.INCREMENTAL or requested_start is not None or requested_end is not None
     if filtered and end is not None and _comparable(start, end) and not start < end:  # type: ignore[operator]
         raise ConfigError(f"the load window is empty: start {start} is not before end {end}")
-    return Window(start=start, end=end, filtered=filtered, start_reason=reason, previous_max=previous_max)
+    return Window(
+        start=start, end=end, filtered=filtered, start_reason=reason, previous_max=previous_max, watermark=watermark
+    )
+
+
+def next_watermark(window: Window, data_max: CursorValue | None) -> CursorValue | None:
+    """Where the table's next incremental window starts, after a successful load of ``window``.
+
+    The later of the stored watermark and the load's ``data_max``, so a run with explicit dates (a
+    backfill of an old window, or a reload of one) never moves the watermark backwards: the next
+    plain incremental run then neither re-reads everything since the backfilled window nor appends
+    rows twice. A full reload without dates rebuilt the table from every source row, so its
+    ``data_max`` is the truth, even when it is lower.
+    """
+    if not window.filtered or window.watermark is None:
+        return data_max
+    if data_max is None:
+        return window.watermark
+    try:
+        return max(data_max, window.watermark, key=as_datetime)
+    except TypeError:  # the cursor changed type (e.g. integer -> timestamp): the new value wins
+        return data_max
 
 
 def check_requested_start(start: datetime | None, end: datetime | None, now: datetime, source_zone: tzinfo) -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from script_factory.errors import ConfigError
 from script_factory.request import LoadType
-from script_factory.window import resolve_window
+from script_factory.window import next_watermark, resolve_window
 from utilities.dates import zone
 
 NOW = datetime(2026, 11, 22, 12, 0, 0, tzinfo=UTC)
@@ -84,3 +84,42 @@ def test_integer_cursor_has_no_upper_bound() -> None:
 def test_date_watermark_gives_a_naive_end() -> None:
     w = window(previous=date(2026, 1, 1))
     assert w.start == date(2026, 1, 1) and isinstance(w.end, datetime) and w.end.tzinfo is None
+
+
+# -- the watermark a successful load leaves for the next incremental run -------------------------
+
+LATE = datetime(2026, 3, 1, 12, 0, 0)
+EARLY = datetime(2025, 1, 15, 0, 0, 0)
+
+
+def test_a_backfill_of_an_old_window_keeps_the_later_watermark() -> None:
+    backfill = window(start=datetime(2025, 1, 1), end=datetime(2025, 1, 31), previous=LATE)
+    assert next_watermark(backfill, EARLY) == LATE
+
+
+def test_a_normal_incremental_run_moves_the_watermark_to_its_data_max() -> None:
+    later = datetime(2026, 3, 2, 8, 0, 0, 1)
+    assert next_watermark(window(previous=LATE), later) == later
+
+
+def test_a_run_that_loads_nothing_keeps_the_watermark() -> None:
+    assert next_watermark(window(previous=LATE), None) == LATE
+
+
+def test_a_full_reload_without_dates_resets_the_watermark_to_what_it_loaded() -> None:
+    assert next_watermark(window(LoadType.FULL, previous=LATE), EARLY) == EARLY
+
+
+def test_a_full_reload_of_a_window_keeps_the_later_watermark() -> None:
+    reload = window(LoadType.FULL, start=datetime(2025, 1, 1), end=datetime(2025, 2, 1), previous=LATE)
+    assert next_watermark(reload, EARLY) == LATE
+
+
+def test_watermarks_compare_as_instants_whatever_their_form() -> None:
+    # SQLite hands cursors back as text; a date compares as its midnight
+    assert next_watermark(window(previous=LATE), "2026-03-01 12:00:00.5") == "2026-03-01 12:00:00.5"
+    assert next_watermark(window(previous=date(2026, 3, 2)), LATE) == date(2026, 3, 2)
+
+
+def test_a_cursor_that_changed_type_takes_the_new_value() -> None:
+    assert next_watermark(window(previous=1234), LATE) == LATE
