@@ -47,6 +47,29 @@ def demo_home(etl_home: Path) -> Path:
     return etl_home
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def warehouse(request: pytest.FixtureRequest, etl_home: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The warehouse of the runs, as a SQLAlchemy URL for the test's own queries: the default
+    SQLite file, or a fresh database on the real PostgreSQL (set as ETL_CONN_WAREHOUSE)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{etl_home / 'metadata' / 'warehouse.db'}"
+    url = request.getfixturevalue("pg_url")
+    monkeypatch.setenv("ETL_CONN_WAREHOUSE", url)
+    return url.replace("postgresql://", "postgresql+psycopg://")
+
+
+def query(url: str, sql: str, **params: object) -> list[tuple]:
+    """The rows of ``sql`` on the database at SQLAlchemy ``url``, as tuples."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(text(sql), params)]
+    finally:
+        engine.dispose()
+
+
 @dataclass
 class CliResult:
     code: int

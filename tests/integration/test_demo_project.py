@@ -6,29 +6,7 @@ import csv
 import sqlite3
 from pathlib import Path
 
-import pytest
-from sqlalchemy import create_engine, text
-
-from tests.conftest import run_cli
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def warehouse(request: pytest.FixtureRequest, demo_home: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The warehouse URL for the run (SQLite default, or a fresh PostgreSQL database)."""
-    if request.param == "sqlite":
-        return f"sqlite:///{demo_home / 'metadata' / 'warehouse.db'}"
-    url = request.getfixturevalue("pg_url")
-    monkeypatch.setenv("ETL_CONN_WAREHOUSE", url)
-    return url.replace("postgresql://", "postgresql+psycopg://")
-
-
-def query(url: str, sql: str, **params: object) -> list[tuple]:
-    engine = create_engine(url)
-    try:
-        with engine.connect() as conn:
-            return [tuple(r) for r in conn.execute(text(sql), params)]
-    finally:
-        engine.dispose()
+from tests.conftest import query, run_cli
 
 
 def source_rows(home: Path, sql: str, *params: object) -> list[tuple]:

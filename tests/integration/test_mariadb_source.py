@@ -60,15 +60,6 @@ def shop(mysql_url: str, etl_home: Path, monkeypatch: pytest.MonkeyPatch) -> str
     return mysql_url
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def warehouse(request: pytest.FixtureRequest, etl_home: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{etl_home / 'metadata' / 'warehouse.db'}"
-    url = request.getfixturevalue("pg_url")
-    monkeypatch.setenv("ETL_CONN_WAREHOUSE", url)
-    return url.replace("postgresql://", "postgresql+psycopg://")
-
-
 def table(url: str, name: str) -> list[tuple]:
     engine = create_engine(url)
     try:

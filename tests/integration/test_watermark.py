@@ -7,11 +7,10 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine
 
 from script_factory import audit
-from tests.conftest import run_cli
+from tests.conftest import query, run_cli
 from tests.projects import items_rows, sqlite_items, write_project
 
 # No primary key: an append that re-read rows would duplicate them silently.
@@ -25,24 +24,6 @@ tables:
   - {target: items, source: {connection: src, table: items}, strategy: append, cursor: updated_at}
 """
 DDL = "CREATE TABLE items (id BIGINT, name VARCHAR(100), amount NUMERIC(12,2), updated_at TIMESTAMP NOT NULL);"
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def warehouse(request: pytest.FixtureRequest, etl_home: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{etl_home / 'metadata' / 'warehouse.db'}"
-    url = request.getfixturevalue("pg_url")
-    monkeypatch.setenv("ETL_CONN_WAREHOUSE", url)
-    return url.replace("postgresql://", "postgresql+psycopg://")
-
-
-def query(url: str, sql: str) -> list[tuple]:
-    engine = create_engine(url)
-    try:
-        with engine.connect() as conn:
-            return [tuple(r) for r in conn.execute(text(sql))]
-    finally:
-        engine.dispose()
 
 
 def test_a_backfill_never_moves_the_watermark_back(etl_home: Path, warehouse: str) -> None:
