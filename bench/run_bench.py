@@ -80,6 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mysql", default="mysql://root@127.0.0.1:3306", help="MariaDB/MySQL server (no database)")
     p.add_argument("--note", default="", help="a remark printed at the top of RESULTS.md (e.g. what else ran)")
     p.add_argument("--results", type=Path, default=BENCH_DIR / "RESULTS.md", help="the report to write")
+    p.add_argument(
+        "--report-only",
+        action="store_true",
+        help="run nothing: write the report again from the figures saved by the last run at --sf",
+    )
     return p
 
 
@@ -106,6 +111,7 @@ def parse_config(argv: list[str]) -> BenchConfig:
         command=command,
         results_file=args.results,
         note=args.note,
+        report_only=args.report_only,
     )
 
 
@@ -162,6 +168,13 @@ def write_report(config: BenchConfig, result: BenchResult) -> None:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     config = parse_config(sys.argv[1:] if argv is None else argv)
+    if config.report_only:
+        saved = config.work_dir / "results" / f"sf{config.sf:g}.json"
+        if not saved.is_file():
+            logger.error("--report-only: no saved figures at %s; run the benchmark at --sf %g first", saved, config.sf)
+            return 2
+        write_report(config, BenchResult.load(saved))
+        return 0
     try:
         result = run(config)
     except RuntimeError as exc:  # BenchFailure included

@@ -75,6 +75,7 @@ class BenchConfig:
     command: str
     results_file: Path
     note: str = ""
+    report_only: bool = False  # write the report from the saved figures, run nothing
 
     @property
     def work_dir(self) -> Path:
