@@ -173,7 +173,9 @@ def main(argv: list[str] | None = None) -> int:
         if not saved.is_file():
             logger.error("--report-only: no saved figures at %s; run the benchmark at --sf %g first", saved, config.sf)
             return 2
-        write_report(config, BenchResult.load(saved))
+        result = BenchResult.load(saved)
+        result.note = config.note or result.note
+        write_report(config, result)
         return 0
     try:
         result = run(config)
