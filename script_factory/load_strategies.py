@@ -67,10 +67,13 @@ def load(target: SqlConnector, stream: RowStream, plan: LoadPlan, progress: Prog
     with target.translate_errors(f"load into {plan.target}"), target.engine.begin() as conn:
         table = target.reflect(conn, plan.target)
         columns = _target_columns(stream.columns, table, plan)
-        if plan.strategy is Strategy.MERGE:
-            stats = _merge(target, conn, table, columns, stream, plan, progress)
-        elif plan.strategy is Strategy.DELETE_INSERT:
-            stats = _delete_insert(target, conn, table, columns, stream, plan, progress)
+        if plan.strategy in (Strategy.MERGE, Strategy.DELETE_INSERT):
+            staging, stats = _stage(target, conn, table, columns, stream, plan, progress)
+            if plan.strategy is Strategy.MERGE:
+                _apply_merge(target, conn, table, staging, columns, plan)
+            else:
+                _apply_delete_insert(conn, table, staging, columns, plan)
+            staging.drop(conn)
         else:
             if plan.strategy is Strategy.REPLACE:
                 target.truncate(conn, table)
@@ -148,36 +151,19 @@ def _stage(
     return staging, stats
 
 
-def _delete_insert(
-    target: SqlConnector,
-    conn: Connection,
-    table: Table,
-    columns: list[str],
-    stream: RowStream,
-    plan: LoadPlan,
-    progress: Progress,
-) -> LoadStats:
+def _apply_delete_insert(conn: Connection, table: Table, staging: Table, columns: list[str], plan: LoadPlan) -> None:
     from sqlalchemy import insert, select
 
-    staging, stats = _stage(target, conn, table, columns, stream, plan, progress)
     _delete_window(conn, table, plan)
     conn.execute(insert(table).from_select(columns, select(*[staging.c[c] for c in columns])))
-    staging.drop(conn)
-    return stats
 
 
-def _merge(
-    target: SqlConnector,
-    conn: Connection,
-    table: Table,
-    columns: list[str],
-    stream: RowStream,
-    plan: LoadPlan,
-    progress: Progress,
-) -> LoadStats:
+def _apply_merge(
+    target: SqlConnector, conn: Connection, table: Table, staging: Table, columns: list[str], plan: LoadPlan
+) -> None:
+    """Check the staged keys (no NULL, no duplicate), then merge the staged rows into ``table``."""
     from sqlalchemy import func, or_, select
 
-    staging, stats = _stage(target, conn, table, columns, stream, plan, progress)
     keys = [_column(table, k).name for k in plan.keys]
     null_keys = conn.execute(
         select(func.count()).select_from(staging).where(or_(*[staging.c[k].is_(None) for k in keys]))
@@ -201,6 +187,4 @@ def _merge(
             f"make the query return one row per key; nothing was written"
         )
     merged = target.apply_merge(conn, table, staging, columns, keys)
-    staging.drop(conn)
     logger.info("merge into %s: %s row(s) inserted or updated", table.name, merged)
-    return stats
