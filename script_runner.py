@@ -21,10 +21,10 @@ from typing import Any, NoReturn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # launchers call this file from anywhere
 
-from script_factory.errors import ConfigError, LockedError
 from script_factory.exit_codes import ExitCode
 from script_factory.request import LoadType, RunRequest
 from utilities.dates import parse_iso_datetime
+from utilities.errors import ConfigError, LockedError
 from utilities.memory import limit_malloc_arenas
 
 PROG = "script_runner.py"

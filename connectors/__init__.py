@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from script_factory.errors import ConfigError
+from utilities.errors import ConfigError
 
 if TYPE_CHECKING:
     from connectors.base import Connector

@@ -10,11 +10,11 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from script_factory.errors import ConfigError, FatalError
+from utilities.errors import ConfigError, FatalError
 from utilities.secrets import Secret
 
 if TYPE_CHECKING:
-    from script_factory.config import Strategy, TableName
+    from script_factory.config import Strategy
     from script_factory.window import Window
     from utilities.progress import Progress
 
@@ -24,6 +24,17 @@ Chunk = list[Row]
 
 # Stream kinds a target may accept (ReadRequest.accept); every source can produce ROWS.
 ROWS, ARROW, PGCOPY = "rows", "arrow", "pgcopy"
+
+
+@dataclass(frozen=True)
+class TableName:
+    """A target table, optionally schema-qualified; quoted by the dialect, never by hand."""
+
+    name: str
+    schema: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.schema}.{self.name}" if self.schema else self.name
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ from connectors.base import (
     RowStream,
     import_driver,
 )
-from script_factory.errors import ConfigError, FatalError, TransientError
+from utilities.errors import ConfigError, FatalError, TransientError
 
 if TYPE_CHECKING:
     from utilities.progress import Progress

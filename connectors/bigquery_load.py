@@ -22,7 +22,7 @@ from connectors import bigquery_sql as bq
 from connectors.base import LoadPlan, LoadStats, RowStream, match_columns
 from connectors.sql import Tracker
 from script_factory.config import Strategy
-from script_factory.errors import FatalError
+from utilities.errors import FatalError
 
 if TYPE_CHECKING:
     from connectors.bigquery import BigQueryConnector

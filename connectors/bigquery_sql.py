@@ -20,7 +20,7 @@ from decimal import Decimal
 from typing import Any
 
 from script_factory.config import Strategy
-from script_factory.errors import ConfigError, FatalError
+from utilities.errors import ConfigError, FatalError
 
 _IDENT_START = re.compile(r"[A-Za-z_]")
 _WORD = re.compile(r"\w+")

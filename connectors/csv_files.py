@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from connectors.base import Capabilities, Chunk, Connector, ReadRequest, RowStream
-from script_factory.errors import ConfigError, FatalError
 from utilities.dates import as_datetime
+from utilities.errors import ConfigError, FatalError
 
 SOURCE_KEYS = {"file", "delimiter", "encoding"}
 BLOCK_BYTES = 4 << 20

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from script_factory.errors import EtlError, FatalError, TransientError
+from utilities.errors import EtlError, FatalError, TransientError
 
 if TYPE_CHECKING:
     from connectors.sql import SqlConnector

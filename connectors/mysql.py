@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 from connectors.base import ARROW, ArrowStream, Capabilities, ReadRequest, RowStream
 from connectors.sql import SqlConnector
-from script_factory.errors import FatalError, TransientError
+from utilities.errors import FatalError, TransientError
 
 logger = logging.getLogger(__name__)
 

@@ -43,7 +43,7 @@ from connectors.s3_source import (
     select_objects,
     source_plan,
 )
-from script_factory.errors import ConfigError, FatalError, TransientError
+from utilities.errors import ConfigError, FatalError, TransientError
 from utilities.secrets import Secret
 
 logger = logging.getLogger(__name__)

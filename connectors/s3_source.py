@@ -12,8 +12,8 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from connectors.base import ReadRequest, Row
-from script_factory.errors import ConfigError, FatalError
 from utilities.dates import as_datetime
+from utilities.errors import ConfigError, FatalError
 
 SOURCE_KEY = "_source_key"
 SOURCE_MODIFIED = "_source_modified"

@@ -43,7 +43,7 @@ from connectors.salesforce_soql import (
     json_converter,
     parse_source,
 )
-from script_factory.errors import ConfigError, FatalError, TransientError
+from utilities.errors import ConfigError, FatalError, TransientError
 
 logger = logging.getLogger(__name__)
 

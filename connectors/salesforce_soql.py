@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime, time
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from script_factory.errors import ConfigError, FatalError
+from utilities.errors import ConfigError, FatalError
 
 #: Salesforce API names: a letter, then letters, digits and underscores (``Account``, ``ns__Field__c``)
 API_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,79}$")

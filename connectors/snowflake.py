@@ -33,7 +33,7 @@ from connectors.base import (
     RowStream,
     import_driver,
 )
-from script_factory.errors import ConfigError, EtlError, FatalError, TransientError
+from utilities.errors import ConfigError, EtlError, FatalError, TransientError
 from utilities.secrets import Masker, Secret
 from utilities.sql_text import strip_comments
 

@@ -32,7 +32,7 @@ from connectors.base import Chunk, LoadPlan, LoadStats, RowStream, match_columns
 from connectors.snowflake import quote
 from connectors.sql import Tracker
 from script_factory.config import Strategy
-from script_factory.errors import FatalError
+from utilities.errors import FatalError
 
 if TYPE_CHECKING:
     from connectors.snowflake import SnowflakeConnector

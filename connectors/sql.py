@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from connectors.base import Capabilities, Chunk, Connector, LoadPlan, LoadStats, ReadRequest, RowStream
-from script_factory.errors import ConfigError, FatalError, TransientError
+from utilities.errors import ConfigError, FatalError, TransientError
 from utilities.sql_text import strip_comments
 
 if TYPE_CHECKING:

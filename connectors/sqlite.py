@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from connectors.base import Capabilities, Chunk, ReadRequest, RowStream
 from connectors.sql import READONLY, SqlConnector
-from script_factory.errors import ConfigError
+from utilities.errors import ConfigError
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine, Table

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from connectors.base import Capabilities, import_driver
 from connectors.driver_errors import Verdict, fatal, first_lines, transient, translating
 from connectors.sql import SqlConnector
-from script_factory.errors import FatalError
+from utilities.errors import FatalError
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine

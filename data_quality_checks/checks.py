@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
 
 from script_factory.config import CheckSpec
-from script_factory.errors import FatalError
 from utilities.dates import as_datetime
+from utilities.errors import FatalError
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Table

@@ -10,9 +10,10 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from script_factory.errors import ConfigError
+from connectors.base import TableName
 from script_factory.settings import WAREHOUSE_CONNECTION
 from utilities.dates import parse_duration, parse_iso_datetime, zone
+from utilities.errors import ConfigError
 
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
@@ -31,17 +32,6 @@ class Strategy(StrEnum):
 class Severity(StrEnum):
     ERROR = "error"
     WARN = "warn"
-
-
-@dataclass(frozen=True)
-class TableName:
-    """A target table, optionally schema-qualified; quoted by the dialect, never by hand."""
-
-    name: str
-    schema: str | None = None
-
-    def __str__(self) -> str:
-        return f"{self.schema}.{self.name}" if self.schema else self.name
 
 
 @dataclass(frozen=True)

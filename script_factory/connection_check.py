@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 
 from connectors import open_connector
-from script_factory.errors import ConfigError, EtlError, TransientError
 from script_factory.factory import Plan
 from script_factory.settings import Settings, connection_variable
+from utilities.errors import ConfigError, EtlError, TransientError
 
 _HINTS = (
     (

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from script_factory.config import ProjectConfig
-from script_factory.errors import ConfigError, FatalError
 from script_factory.request import RunRequest
 from script_factory.settings import Paths
 from script_factory.window import Window
+from utilities.errors import ConfigError, FatalError
 from utilities.secrets import Secret
 
 if TYPE_CHECKING:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import IntEnum
 
-from script_factory.errors import ConfigError, DataQualityError, LockedError
+from utilities.errors import ConfigError, DataQualityError, LockedError
 
 
 class ExitCode(IntEnum):

@@ -22,7 +22,6 @@ from connectors import connector_class, scheme_of
 from connectors.base import Connector
 from connectors.sql import SqlConnector
 from script_factory.config import FunctionSpec, ProjectConfig, load_project
-from script_factory.errors import ConfigError
 from script_factory.request import RunRequest
 from script_factory.settings import DEFAULT_WAREHOUSE_URL, Settings, connection_variable
 from script_factory.steps.checks import preview_checks, run_checks
@@ -34,6 +33,7 @@ from script_factory.steps.sql_script import preview_sql_script, run_sql_script
 from script_factory.task import Task
 from script_factory.window import check_requested_start
 from utilities.dates import utc_now, zone
+from utilities.errors import ConfigError
 from utilities.secrets import Secret
 
 WORKER_MODULE = "script_worker.py"

@@ -27,9 +27,9 @@ from typing import TYPE_CHECKING, Any
 
 from connectors.base import LoadPlan, LoadStats, RowStream, match_columns
 from script_factory.config import Strategy
-from script_factory.errors import FatalError
 from script_factory.request import LoadType
 from script_factory.window import Window
+from utilities.errors import FatalError
 from utilities.progress import Progress
 
 if TYPE_CHECKING:

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from script_factory.errors import LockedError
+from utilities.errors import LockedError
 
 logger = logging.getLogger(__name__)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from script_factory.errors import ConfigError
 from script_factory.settings import Settings
+from utilities.errors import ConfigError
 from utilities.notify import SmtpSettings, send_email
 from utilities.secrets import Secret
 

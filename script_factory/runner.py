@@ -25,7 +25,6 @@ from typing import Any
 
 from script_factory import __version__, audit
 from script_factory.context import RunContext
-from script_factory.errors import EtlError, TransientError
 from script_factory.exit_codes import ExitCode, exit_code_for
 from script_factory.factory import Plan
 from script_factory.lock import ProjectLock
@@ -35,6 +34,7 @@ from script_factory.task import StepResult, Task
 from script_factory.window import Window, next_watermark, resolve_window
 from utilities import logs, retention
 from utilities.dates import as_datetime, encode_cursor, utc_now, zone
+from utilities.errors import EtlError, TransientError
 from utilities.version import script_version
 
 logger = logging.getLogger("script_factory.runner")

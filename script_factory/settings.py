@@ -16,7 +16,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TypeVar
 
-from script_factory.errors import ConfigError
+from utilities.errors import ConfigError
 from utilities.secrets import Masker, Secret, is_secret_name
 
 T = TypeVar("T")

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
 
-from script_factory.errors import ConfigError
 from script_factory.request import LoadType
 from utilities.dates import CursorValue, as_datetime
+from utilities.errors import ConfigError
 
 
 @dataclass(frozen=True)

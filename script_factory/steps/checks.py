@@ -8,9 +8,9 @@ from data_quality_checks.checks import evaluate
 from script_factory import audit
 from script_factory.config import CheckSpec, Severity
 from script_factory.context import RunContext
-from script_factory.errors import DataQualityError
 from script_factory.task import StepResult
 from utilities.dates import zone
+from utilities.errors import DataQualityError
 
 
 def run_checks(ctx: RunContext, *, checks: tuple[CheckSpec, ...], custom_sql: Mapping[str, str]) -> StepResult:

@@ -6,8 +6,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from script_factory.context import RunContext
-from script_factory.errors import FatalError
 from script_factory.task import StepResult
+from utilities.errors import FatalError
 
 
 def call_function(ctx: RunContext, *, function: Callable[..., Any], params: Mapping[str, Any]) -> StepResult:

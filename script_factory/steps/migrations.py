@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 from script_factory import audit
 from script_factory.context import RunContext
-from script_factory.errors import FatalError
 from script_factory.task import StepResult
 from utilities.dates import utc_now
+from utilities.errors import FatalError
 from utilities.sql_text import split_statements
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from connectors.base import Capabilities, Connector, ReadRequest
-from script_factory.errors import FatalError
+from utilities.errors import FatalError
 
 COLUMNS = ["id", "name", "amount", "updated_at"]
 ROWS = [

@@ -13,12 +13,11 @@ from typing import Any
 
 import pytest
 
-from connectors.base import ReadRequest
-from script_factory.config import TableName
-from script_factory.errors import FatalError, TransientError
+from connectors.base import ReadRequest, TableName
 from tests.conftest import REPO
 from tests.contract.connector_contract import ROWS, ConnectorContract, ContractSource
 from tests.fakes.bigquery_server import FakeBigQuery, connector_for, running
+from utilities.errors import FatalError, TransientError
 
 QUERY = "SELECT id, name, amount, updated_at FROM `ds`.`items` WHERE id >= :min_id ORDER BY id"
 
@@ -118,7 +117,7 @@ def test_describe_read_shows_the_sql_and_the_bound_values(fake: FakeBigQuery, tm
 
 
 def test_maximum_bytes_billed_is_set_on_every_query_job(fake: FakeBigQuery, tmp_path: Path) -> None:
-    from script_factory.errors import ConfigError
+    from utilities.errors import ConfigError
 
     seed(fake)
     connector = connector_for(fake, tmp_path, maximum_bytes_billed="1000000")
@@ -197,7 +196,7 @@ def test_a_service_account_key_file_signs_every_call(fake: FakeBigQuery, tmp_pat
 
 
 def test_credentials_json_is_a_key_and_a_bad_one_is_a_config_error(fake: FakeBigQuery, tmp_path: Path) -> None:
-    from script_factory.errors import ConfigError
+    from utilities.errors import ConfigError
 
     fake.execute("CREATE SCHEMA ds")
     good = connector_for(fake, tmp_path, credentials_json=json.dumps(_service_account(fake)[0]))

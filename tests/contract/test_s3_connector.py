@@ -18,9 +18,9 @@ from connectors import open_connector
 from connectors.base import Connector, ReadRequest
 from connectors.s3 import S3Connector
 from connectors.s3_source import glob_regex, in_window, parse_s3_url, source_plan
-from script_factory.errors import ConfigError, FatalError, TransientError
 from tests.conftest import S3Server
 from tests.contract.connector_contract import COLUMNS, ROWS, ConnectorContract, ContractSource
+from utilities.errors import ConfigError, FatalError, TransientError
 from utilities.secrets import Secret
 
 

@@ -17,10 +17,10 @@ from connectors import open_connector
 from connectors.base import ReadRequest
 from connectors.salesforce import SalesforceConnector
 from connectors.salesforce_soql import soql_literal
-from script_factory.errors import ConfigError, FatalError, TransientError
 from tests.conftest import REPO
 from tests.contract.connector_contract import ROWS, WINDOW, ConnectorContract, ContractSource
 from tests.fakes.salesforce_server import FakeObject, FakeSalesforce, make_certificate, resolve_salesforce_to
+from utilities.errors import ConfigError, FatalError, TransientError
 from utilities.secrets import Secret
 
 ITEM_FIELDS = [{"Item_Number__c": "id"}, "Name", {"Amount__c": "amount"}, {"Updated_At__c": "updated_at"}]

@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 
 from connectors import open_connector
-from connectors.base import Chunk, LoadPlan, LoadStats, ReadRequest, RowStream
+from connectors.base import Chunk, LoadPlan, LoadStats, ReadRequest, RowStream, TableName
 from connectors.snowflake import SnowflakeConnector
-from script_factory.config import Strategy, TableName
-from script_factory.errors import FatalError, TransientError
+from script_factory.config import Strategy
 from script_factory.window import Window
 from tests.contract.connector_contract import ROWS, ConnectorContract, ContractSource
+from utilities.errors import FatalError, TransientError
 from utilities.progress import Progress
 from utilities.secrets import Secret
 

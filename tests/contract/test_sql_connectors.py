@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 
 from connectors import open_connector
-from connectors.base import ReadRequest
-from script_factory.config import TableName
+from connectors.base import ReadRequest, TableName
 from tests.contract.connector_contract import ROWS, ConnectorContract, ContractSource
 from utilities.secrets import Secret
 

@@ -23,9 +23,8 @@ from typing import Any
 import pytest
 
 from connectors import open_connector
-from connectors.base import ReadRequest
+from connectors.base import ReadRequest, TableName
 from connectors.sqlserver import SqlServerConnector
-from script_factory.config import TableName
 from tests.contract.connector_contract import ROWS, ConnectorContract, ContractSource
 from utilities.secrets import Secret
 

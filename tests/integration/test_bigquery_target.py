@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from connectors.base import LoadPlan, LoadStats, ReadRequest, RowStream
-from script_factory.config import Strategy, TableName
-from script_factory.errors import FatalError
+from connectors.base import LoadPlan, LoadStats, ReadRequest, RowStream, TableName
+from script_factory.config import Strategy
 from script_factory.window import Window
 from tests.fakes.bigquery_server import FakeBigQuery, connector_for, running
+from utilities.errors import FatalError
 from utilities.progress import Progress
 
 COLUMNS = ["id", "name", "amount", "updated_at"]

@@ -19,9 +19,9 @@ import pymysql
 import pytest
 
 from connectors import open_connector
-from connectors.base import ARROW, PGCOPY, ROWS, LoadPlan, ReadRequest
+from connectors.base import ARROW, PGCOPY, ROWS, LoadPlan, ReadRequest, TableName
 from connectors.postgresql import PgCopyStream
-from script_factory.config import Strategy, TableName
+from script_factory.config import Strategy
 from script_factory.window import Window
 from utilities.progress import Progress
 from utilities.secrets import Secret

@@ -11,11 +11,11 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from connectors import open_connector
-from connectors.base import Chunk, LoadPlan, RowStream
+from connectors.base import Chunk, LoadPlan, RowStream, TableName
 from connectors.sql import SqlConnector
-from script_factory.config import Strategy, TableName
-from script_factory.errors import FatalError
+from script_factory.config import Strategy
 from script_factory.window import Window
+from utilities.errors import FatalError
 from utilities.progress import Progress
 from utilities.secrets import Secret
 

@@ -17,8 +17,8 @@ import pytest
 
 from connectors import open_connector
 from connectors.snowflake import SnowflakeConnector
-from script_factory.errors import FatalError, TransientError
 from tests.conftest import run_cli
+from utilities.errors import FatalError, TransientError
 from utilities.secrets import Secret
 
 pytestmark = pytest.mark.filterwarnings("ignore:Arrow output on a DB-API result:UserWarning")

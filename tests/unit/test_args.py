@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from script_factory.errors import ConfigError
 from script_factory.request import LoadType
 from script_runner import parse_request
+from utilities.errors import ConfigError
 
 
 def test_defaults_are_incremental_without_dates() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from connectors import open_connector
-from script_factory.errors import EtlError, FatalError, TransientError
+from utilities.errors import EtlError, FatalError, TransientError
 from utilities.secrets import Secret
 
 
@@ -60,8 +60,8 @@ def test_other_exceptions_pass_through_untouched(tmp_path: Path) -> None:
 
 
 def test_the_url_names_project_dataset_and_location(tmp_path: Path) -> None:
-    from script_factory.config import TableName
-    from script_factory.errors import ConfigError
+    from connectors.base import TableName
+    from utilities.errors import ConfigError
 
     connector = open_connector("bq", Secret("bigquery://my-project/sales?location=EU"), tmp_path)
     assert (connector.target.project, connector.target.dataset, connector.target.location) == (

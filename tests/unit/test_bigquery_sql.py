@@ -9,7 +9,7 @@ import pytest
 
 from connectors import bigquery_sql as bq
 from script_factory.config import Strategy
-from script_factory.errors import ConfigError, FatalError
+from utilities.errors import ConfigError, FatalError
 
 
 def test_quote_wraps_in_backticks_and_refuses_names_that_need_escaping() -> None:

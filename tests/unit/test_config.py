@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from script_factory.config import Strategy, load_project, parse_project
-from script_factory.errors import ConfigError
+from utilities.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
 BASE = {

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from script_factory.errors import ConfigError
 from script_factory.factory import build_plan
 from script_factory.request import RunRequest
 from script_factory.settings import load_settings
+from utilities.errors import ConfigError
 
 
 def plan_for(project: str = "sales_demo"):

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from script_factory.errors import LockedError
 from script_factory.lock import ProjectLock
+from utilities.errors import LockedError
 
 REPO = Path(__file__).resolve().parents[2]
 HOLDER = """

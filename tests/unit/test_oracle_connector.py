@@ -18,7 +18,7 @@ from oracledb import errors as ora_errors
 from sqlalchemy.exc import DBAPIError
 
 from connectors import open_connector
-from connectors.base import ReadRequest
+from connectors.base import ReadRequest, TableName
 from connectors.oracle import (
     MAX_ARRAYSIZE,
     OracleConnector,
@@ -33,8 +33,7 @@ from connectors.oracle import (
     postgres_type,
     utc_select,
 )
-from script_factory.config import TableName
-from script_factory.errors import FatalError, TransientError
+from utilities.errors import FatalError, TransientError
 from utilities.secrets import Secret
 
 URL = "oracle://scott:tiger-pw@db.example:1521/?service_name=ORCLPDB1"

@@ -11,11 +11,10 @@ from pathlib import Path
 import pytest
 
 from connectors import open_connector
-from connectors.base import ReadRequest
+from connectors.base import ReadRequest, TableName
 from connectors.snowflake import SnowflakeConnector, parse_url, translate_error
-from script_factory.config import TableName
-from script_factory.errors import ConfigError, FatalError, TransientError
 from tests.conftest import REPO
+from utilities.errors import ConfigError, FatalError, TransientError
 from utilities.secrets import Masker, Secret
 
 URL = "snowflake://etl_user:p%40ss%2Fw0rd@xy12345.eu-central-1/ANALYTICS/SALES?warehouse=LOAD_WH&role=ETL_ROLE"

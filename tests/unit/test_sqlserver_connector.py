@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy.exc import DBAPIError
 
 from connectors import open_connector
-from connectors.base import ReadRequest
+from connectors.base import ReadRequest, TableName
 from connectors.sqlserver import (
     DEFAULT_ODBC_DRIVER,
     SqlServerConnector,
@@ -21,8 +21,7 @@ from connectors.sqlserver import (
     missing_odbc_driver,
     postgres_type,
 )
-from script_factory.config import TableName
-from script_factory.errors import FatalError, TransientError
+from utilities.errors import FatalError, TransientError
 from utilities.secrets import Secret
 
 URL = "mssql://sa:Pw-1-secret@db.example:1433/sales?driver=ODBC+Driver+18+for+SQL+Server&TrustServerCertificate=yes"

@@ -6,10 +6,10 @@ from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
-from script_factory.errors import ConfigError
 from script_factory.request import LoadType
 from script_factory.window import next_watermark, resolve_window
 from utilities.dates import zone
+from utilities.errors import ConfigError
 
 NOW = datetime(2026, 11, 22, 12, 0, 0, tzinfo=UTC)
 INITIAL = datetime(2024, 1, 1)

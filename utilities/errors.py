@@ -1,4 +1,5 @@
-"""The exceptions of the runner, grouped by what the runner does about them.
+"""The exceptions of the whole product, grouped by what the runner does about them (the ground floor:
+connectors, checks and the engine all raise them, so they live here and import nothing of ours).
 
 Rationale (the runner is the only place that catches a failing task):
 
