@@ -29,7 +29,7 @@ class _Writer:
         try:
             while (buffer := self._queue.get()) is not _DONE:
                 self._write(buffer)
-        except BaseException as exc:  # handed to the reading thread, which raises it
+        except BaseException as exc:  # noqa: BLE001 - handed to the reading thread, which raises it
             self._error = exc
             while self._queue.get() is not _DONE:  # keep taking, so put() never blocks for ever
                 pass

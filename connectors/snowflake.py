@@ -205,7 +205,7 @@ class SnowflakeConnector(Connector):
         if connection is not None:
             try:
                 connection.close()
-            except Exception as exc:  # closing must not hide the run's own outcome
+            except Exception as exc:  # noqa: BLE001 - closing must not hide the run's own outcome
                 logger.warning("Snowflake connection %r: close failed: %s", self.name, self._masker(str(exc)))
 
     def check(self) -> str:

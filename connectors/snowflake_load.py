@@ -372,7 +372,7 @@ def run_in_transaction(cursor: Any, statements: Sequence[Statement]) -> None:
     except BaseException:
         try:
             cursor.execute("ROLLBACK")
-        except Exception as exc:  # the first error is the one to report
+        except Exception as exc:  # noqa: BLE001 - the first error is the one to report
             logger.warning("ROLLBACK failed after a load error (Snowflake rolls back when the session ends): %s", exc)
         raise
     cursor.execute("COMMIT")
@@ -385,5 +385,5 @@ def _drop_quietly(cursor: Any, stage: str) -> None:
     """
     try:
         cursor.execute(f"DROP TABLE IF EXISTS {quote(stage)}")
-    except Exception as exc:  # see docstring
+    except Exception as exc:  # noqa: BLE001 - see docstring
         logger.warning("could not drop staging table %s (it goes away with the session): %s", stage, exc)

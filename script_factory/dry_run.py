@@ -73,7 +73,7 @@ def _read_only_engine(plan: Plan, settings: Settings) -> tuple[Any, str]:
             engine.dispose()
             return None, "none yet (no etl_runs table)"
         return engine, "read from etl_runs"
-    except Exception as exc:  # a dry run reports an unreachable warehouse instead of failing
+    except Exception as exc:  # noqa: BLE001 - a dry run reports an unreachable warehouse instead of failing
         return None, f"unknown (warehouse not readable: {type(exc).__name__})"
 
 

@@ -134,7 +134,7 @@ def _run_locked(plan: Plan, request: RunRequest, settings: Settings, summary: Ru
             if outcome.status != audit.SUCCESS:
                 failure = outcome.exception
                 break
-    except (Exception, KeyboardInterrupt) as exc:  # failures outside a task: warehouse down, audit
+    except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - failures outside a task: warehouse down, audit
         failure = exc
         logger.error("run failed before or between tasks: %s", _describe(exc))
         if isinstance(exc, KeyboardInterrupt):
@@ -195,7 +195,7 @@ def _run_task(task: Task, ctx: RunContext, engine: Any) -> TaskOutcome:
                     pause,
                 )
                 time.sleep(pause)
-        except Exception as exc:  # the one place a failing task is caught
+        except Exception as exc:  # noqa: BLE001 - the one place a failing task is caught
             error = exc
             break
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM: close the task's row, then unwind the run
@@ -317,7 +317,7 @@ def _close_audit(ctx: RunContext, summary: RunSummary) -> None:
     }
     try:
         audit.close_run(ctx.warehouse.engine, summary.run_id, values)
-    except Exception as exc:  # the warehouse went away mid-run: the next run closes the row as failed
+    except Exception as exc:  # noqa: BLE001 - the warehouse went away mid-run: the next run closes the row as failed
         logger.error("could not close audit row %s: %s", summary.run_id, _describe(exc))
         if summary.exit_code is ExitCode.SUCCESS:
             summary.exit_code = ExitCode.TASK_FAILED
@@ -339,7 +339,7 @@ def _finish(plan: Plan, settings: Settings, summary: RunSummary) -> None:
     project = plan.project
     try:
         notify(plan, settings, summary)
-    except Exception as exc:  # a mail failure never changes the outcome of the loads
+    except Exception as exc:  # noqa: BLE001 - a mail failure never changes the outcome of the loads
         logger.error("could not send the run report: %s", _describe(exc))
     for outcome in summary.outcomes:
         if outcome.result is not None and outcome.result.delete_files:
