@@ -4,21 +4,19 @@ from __future__ import annotations
 
 import importlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from utilities.errors import ConfigError, FatalError
 from utilities.secrets import Secret
 
 if TYPE_CHECKING:
-    from script_factory.config import Strategy
-    from script_factory.window import Window
-    from utilities.progress import Progress
+    from connectors.target import LoadSession, LoadTarget
 
-T = TypeVar("T")
 Row = tuple[Any, ...]
 Chunk = list[Row]
 
@@ -42,11 +40,12 @@ class Capabilities:
     """What a connector can do, declared as data so the factory can reject a bad plan early."""
 
     read: bool = True
-    write: bool = False  # can be a load target (a warehouse)
-    merge: bool = False  # supports the merge and delete_insert strategies as a target
-    streaming: bool = True  # reads in bounded chunks, never the whole result in memory
+    write: bool = False  # can be a load target (open_load)
+    merge: bool = False  # as a target, can apply the merge strategy (the factory refuses it otherwise)
     sql: bool = True  # sources are SQL queries or tables (False: files, objects, APIs)
     upload: bool = False  # can receive output files (put_file)
+    direct_write: bool = False  # as a target, writes rows straight into a table inside the load's transaction
+    merge_statement: bool = False  # as a target, runs a merge as one native statement (else delete + insert)
 
 
 @dataclass(frozen=True)
@@ -72,17 +71,6 @@ class ReadRequest:
     options: Mapping[str, Any] = field(default_factory=dict)
     accept: frozenset[str] = frozenset({ROWS})
     keys: tuple[str, ...] = ()  # the target's key columns (a source may split its read on them)
-
-
-@dataclass(frozen=True)
-class LoadPlan:
-    """How a stream is applied to a target table (see script_factory/load_strategies.py)."""
-
-    target: TableName
-    strategy: Strategy
-    keys: tuple[str, ...]
-    cursor: str | None
-    window: Window
 
 
 @dataclass
@@ -122,28 +110,6 @@ def import_driver(module: str, *, kind: str, connection: str, package: str) -> M
             f"{kind} connection {connection!r}: the driver {package} is not installed{missing}; "
             f"run: pip install -r {DRIVERS_FILE}"
         ) from exc
-
-
-def match_columns(source_columns: Sequence[str], target_items: Mapping[str, T], plan: LoadPlan, fix: str) -> list[T]:
-    """The target's item (column, field...) for each source column, matched case-insensitively, in
-    source order. FatalError when the source returns a column the target lacks (``fix`` says where
-    to add it) or lacks a key or cursor column named in project.yml."""
-    by_lower = {name.lower(): item for name, item in target_items.items()}
-    mapped = []
-    for name in source_columns:
-        if name.lower() not in by_lower:
-            raise FatalError(
-                f"load into {plan.target}: the source returns column {name!r}, which table {plan.target} "
-                f"does not have; {fix} or drop it from the query"
-            )
-        mapped.append(by_lower[name.lower()])
-    returned = {c.lower() for c in source_columns}
-    for required in (*plan.keys, *([plan.cursor] if plan.cursor else [])):
-        if required.lower() not in returned:
-            raise FatalError(
-                f"load into {plan.target}: the source does not return column {required!r} named in project.yml"
-            )
-    return mapped
 
 
 class RowStream:
@@ -248,8 +214,8 @@ class Connector(ABC):
         if options:
             raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(options))} for a {cls.kind} source")
 
-    def write(self, stream: RowStream, plan: LoadPlan, progress: Progress) -> LoadStats:
-        """Apply ``stream`` to ``plan.target`` atomically (targets only)."""
+    def open_load(self, target: LoadTarget) -> AbstractContextManager[LoadSession]:
+        """A session that applies a load's operations to ``target.table`` atomically (targets only)."""
         raise FatalError(f"{self.kind} connection {self.name!r} cannot be a load target")
 
     def put_file(self, path: Path, name: str) -> str:

@@ -22,7 +22,7 @@ import concurrent.futures
 import logging
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -32,8 +32,6 @@ from connectors.base import (
     Capabilities,
     Chunk,
     Connector,
-    LoadPlan,
-    LoadStats,
     ReadRequest,
     RowStream,
     import_driver,
@@ -41,7 +39,7 @@ from connectors.base import (
 from utilities.errors import ConfigError, FatalError, TransientError
 
 if TYPE_CHECKING:
-    from utilities.progress import Progress
+    from connectors.target import LoadSession, LoadTarget
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +63,7 @@ class Target:
 class BigQueryConnector(Connector):
     """``bigquery://project/dataset?location=EU``: a source (query jobs) and a target (load jobs)."""
 
-    capabilities: ClassVar[Capabilities] = Capabilities(read=True, write=True, merge=True, streaming=True, sql=True)
+    capabilities: ClassVar[Capabilities] = Capabilities(read=True, write=True, merge=True, sql=True)
     kind: ClassVar[str] = "BigQuery"
 
     _client: Any = None
@@ -295,10 +293,10 @@ class BigQueryConnector(Connector):
             "google.cloud.bigquery", kind=self.kind, connection=self.name, package="google-cloud-bigquery"
         )
 
-    def write(self, stream: RowStream, plan: LoadPlan, progress: Progress) -> LoadStats:
-        from connectors.bigquery_load import load
+    def open_load(self, target: LoadTarget) -> AbstractContextManager[LoadSession]:
+        from connectors.bigquery_load import open_load
 
-        return load(self, stream, plan, progress)
+        return open_load(self, target)
 
 
 def _reason(exc: Any) -> str | None:

@@ -1,9 +1,9 @@
-"""Loading into BigQuery: rows spooled to newline-delimited JSON, one load job into a staging table,
-then one multi-statement transaction that applies the staging table to the target.
+"""Loads into BigQuery: rows spooled to newline-delimited JSON, one load job into a staging table,
+then one multi-statement transaction that runs the operations changing the target.
 
 The target is untouched until that transaction commits, so a failure or a kill at any point leaves
 it as it was. The staging table is dropped afterwards, and expires after a day should the process
-die before dropping it. Strategies behave as in script_factory/load_strategies.py.
+die before dropping it. What each strategy does is decided in script_factory/load_strategies.py.
 """
 
 from __future__ import annotations
@@ -14,14 +14,26 @@ import logging
 import math
 import tempfile
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, time, timedelta
 from typing import IO, TYPE_CHECKING, Any
 
 from connectors import bigquery_sql as bq
-from connectors.base import LoadPlan, LoadStats, RowStream, match_columns
-from connectors.sql import Tracker
-from script_factory.config import Strategy
+from connectors.base import LoadStats, RowStream
+from connectors.target import (
+    STAGE,
+    CheckKeys,
+    KeyReport,
+    LoadSession,
+    LoadTarget,
+    Operation,
+    Tracker,
+    WriteRows,
+    match_columns,
+    respell,
+    spelled,
+)
 from utilities.errors import FatalError
 
 if TYPE_CHECKING:
@@ -34,64 +46,91 @@ STAGE_LIFETIME = timedelta(days=1)
 Encoder = Callable[[Any], Any]
 
 
-def load(connector: BigQueryConnector, stream: RowStream, plan: LoadPlan, progress: Progress) -> LoadStats:
-    """Apply ``stream`` to ``plan.target`` with ``plan.strategy`` in one transaction; return what was written."""
+@contextmanager
+def open_load(connector: BigQueryConnector, target: LoadTarget) -> Iterator[BigQueryLoadSession]:
+    """A session on a new staging table; the gathered statements run as one transaction script when
+    the block ends cleanly, and not at all if it raises. The staging table is dropped either way."""
     from google.cloud import bigquery
 
-    target_path = connector.table_path(plan.target)  # checks that a dataset is named
+    target_path = connector.table_path(target.table)  # checks that a dataset is named
     project = connector.target.project
-    dataset = plan.target.schema or connector.target.dataset
-    with connector.translate_errors(f"read table {plan.target}"):
-        schema = _target_schema(connector, plan)
-    fields = _stage_fields(stream.columns, schema, plan)
-    columns = [field.name for field in fields]
-    rows = Tracker(stream, plan.cursor, progress)
+    dataset = target.table.schema or connector.target.dataset or ""
+    with connector.translate_errors(f"read table {target.table}"):
+        schema = _target_schema(connector, target)
+    fields = _stage_fields(schema, target)
     stage_ref = bigquery.TableReference(
-        bigquery.DatasetReference(project, dataset), f"_etl_stage_{plan.target.name}_{uuid.uuid4().hex[:12]}"
+        bigquery.DatasetReference(project, dataset), f"_etl_stage_{target.table.name}_{uuid.uuid4().hex[:12]}"
     )
-    stage_path = bq.table_path(project, dataset, stage_ref.table_id)
-    with connector.translate_errors(f"load into {plan.target}"):
+    session = BigQueryLoadSession(
+        connector, target, fields, stage_ref, bq.table_path(project, dataset, stage_ref.table_id)
+    )
+    with connector.translate_errors(f"load into {target.table}"):
         _create_stage(connector, stage_ref, fields)
         try:
-            with tempfile.TemporaryFile() as spool:
-                count = _spool(rows, fields, spool)
-                if count:
-                    _load_stage(connector, spool, stage_ref, fields)
-            keys = [_spelled(columns, k) for k in plan.keys]
-            if plan.strategy is Strategy.MERGE:
-                _check_keys(connector, stage_path, keys, plan)
-            window = (plan.window.start, plan.window.end) if plan.strategy is Strategy.DELETE_INSERT else None
-            cursor = _spelled(columns, plan.cursor) if plan.cursor else None
-            script = bq.apply_script(plan.strategy, target_path, stage_path, columns, keys, cursor, window)
-            connector.run(script)
+            yield session
+            connector.run(
+                bq.transaction(
+                    [bq.operation_statement(op, target_path, session.stage, session.columns) for op in session.pending]
+                )
+            )
         finally:
             _drop_stage(connector, stage_ref)
-    logger.info("%s into %s: %s row(s) applied in one transaction", plan.strategy.value, plan.target, count)
-    progress.finish()
-    return rows.stats
 
 
-def _target_schema(connector: BigQueryConnector, plan: LoadPlan) -> list[Any]:
+class BigQueryLoadSession(LoadSession):
+    """Stages rows with one load job, reports keys, and gathers the operations for the commit."""
+
+    def __init__(
+        self, connector: BigQueryConnector, target: LoadTarget, fields: list[Any], stage_ref: Any, stage: str
+    ) -> None:
+        self.connector = connector
+        self.target = target
+        self.fields = fields
+        self.columns = [field.name for field in fields]
+        self.stage_ref = stage_ref
+        self.stage = stage
+        self.pending: list[Operation] = []
+
+    def write_rows(self, stream: RowStream, op: WriteRows, progress: Progress) -> LoadStats:
+        if op.into != STAGE:
+            raise FatalError(f"load into {self.target.table}: BigQuery writes rows through its staging table")
+        rows = Tracker(stream, self.target.cursor, progress)
+        with tempfile.TemporaryFile() as spool:
+            if _spool(rows, self.fields, spool):
+                _load_stage(self.connector, spool, self.stage_ref, self.fields)
+        return rows.stats
+
+    def key_report(self, op: CheckKeys) -> KeyReport:
+        keys = [spelled(self.columns, k) for k in op.keys]
+        nulls = next(iter(self.connector.run(bq.null_keys_query(self.stage, keys))))[0]
+        duplicates = self.connector.run(bq.duplicate_keys_query(self.stage, keys))
+        return KeyReport(int(nulls), tuple(tuple(row.values()) for row in duplicates))
+
+    def apply(self, op: Operation) -> None:
+        self.pending.append(respell(op, self.columns))
+
+
+def _target_schema(connector: BigQueryConnector, target: LoadTarget) -> list[Any]:
     from google.api_core.exceptions import NotFound
 
-    dataset = plan.target.schema or connector.target.dataset
-    reference = f"{connector.target.project}.{dataset}.{plan.target.name}"
+    dataset = target.table.schema or connector.target.dataset
+    reference = f"{connector.target.project}.{dataset}.{target.table.name}"
     try:
         return list(connector.client.get_table(reference, retry=connector.retry, timeout=connector.timeout).schema)
     except NotFound:
         raise FatalError(
-            f"target table {plan.target} does not exist in {connector.kind} connection {connector.name!r} "
+            f"target table {target.table} does not exist in {connector.kind} connection {connector.name!r} "
             f"(project {connector.target.project}, dataset {dataset}); create it first"
         ) from None
 
 
-def _stage_fields(source_columns: Sequence[str], schema: Sequence[Any], plan: LoadPlan) -> list[Any]:
+def _stage_fields(schema: Sequence[Any], target: LoadTarget) -> list[Any]:
     """The target's fields for each source column, in source order, all NULLABLE (the target's own
     REQUIRED columns still refuse NULLs when the transaction inserts)."""
     from google.cloud.bigquery import SchemaField
 
     fields = []
-    for field in match_columns(source_columns, {f.name: f for f in schema}, plan, "add it to the table"):
+    for field in match_columns(target.columns, {f.name: f for f in schema}, target, "add it to the table"):
         resource = field.to_api_repr()
         if resource.get("mode") == "REQUIRED":
             resource["mode"] = "NULLABLE"
@@ -121,24 +160,6 @@ def _load_stage(connector: BigQueryConnector, spool: IO[bytes], reference: Any, 
     spool.seek(0)
     job = connector.client.load_table_from_file(spool, reference, job_config=config, timeout=connector.timeout)
     job.result(retry=connector.retry)
-
-
-def _check_keys(connector: BigQueryConnector, stage: str, keys: list[str], plan: LoadPlan) -> None:
-    """Refuse a merge whose staged rows have NULL or repeated keys (nothing is written then)."""
-    nulls = next(iter(connector.run(bq.null_keys_query(stage, keys))))[0]
-    if nulls:
-        raise FatalError(
-            f"merge into {plan.target}: {nulls} row(s) have a NULL key ({', '.join(plan.keys)}); nothing was written"
-        )
-    duplicates = [tuple(row.values()) for row in connector.run(bq.duplicate_keys_query(stage, keys))]
-    if duplicates:
-        examples = "; ".join(
-            ", ".join(f"{k}={v!r}" for k, v in zip(plan.keys, dup[:-1], strict=False)) for dup in duplicates
-        )
-        raise FatalError(
-            f"merge into {plan.target}: the source returns the same key more than once (e.g. {examples}); "
-            f"make the query return one row per key; nothing was written"
-        )
 
 
 def _drop_stage(connector: BigQueryConnector, reference: Any) -> None:
@@ -256,12 +277,3 @@ _ENCODERS: dict[str, Encoder] = {
     "BYTES": _bytes,
     "JSON": _json,
 }
-
-
-def _index_of(columns: Sequence[str], name: str) -> int:
-    return [c.lower() for c in columns].index(name.lower())
-
-
-def _spelled(columns: Sequence[str], name: str) -> str:
-    """The staging column (the target's spelling) for a project.yml column name."""
-    return columns[_index_of(columns, name)]

@@ -19,7 +19,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from script_factory.config import Strategy
+from connectors.target import DeleteByKeys, DeleteWindow, EmptyTable, InsertFromStage, Operation
 from utilities.errors import ConfigError, FatalError
 
 _IDENT_START = re.compile(r"[A-Za-z_]")
@@ -217,39 +217,32 @@ def select_table(path: str, cursor: str | None, window: tuple[Any, Any] | None) 
 # -- loading ----------------------------------------------------------------------------------
 
 
-def apply_script(
-    strategy: Strategy,
-    target: str,
-    stage: str,
-    columns: Sequence[str],
-    keys: Sequence[str] = (),
-    cursor: str | None = None,
-    window: tuple[Any, Any] | None = None,
-) -> Statement:
-    """One multi-statement transaction applying the staging table to the target with ``strategy``.
+def operation_statement(op: Operation, target: str, stage: str, columns: Sequence[str]) -> Statement:
+    """One operation that changes the target, as GoogleSQL (column names already in the target's spelling).
 
-    ``append`` inserts; ``replace`` deletes every target row first; ``delete_insert`` deletes the
-    target's rows in the window first; ``merge`` deletes the target rows whose keys are staged
-    first. Either all of it commits or none of it does.
+    Emptying is ``DELETE ... WHERE TRUE`` (a DML statement, so it rolls back with the transaction);
+    the window's values are query parameters; a delete by key keeps the rows whose keys are not staged.
     """
-    column_list = ", ".join(quote(c) for c in columns)
-    statements = ["BEGIN TRANSACTION"]
-    params: list[Parameter] = []
-    if strategy is Strategy.REPLACE:
-        statements.append(f"DELETE FROM {target} WHERE TRUE")
-    elif strategy is Strategy.DELETE_INSERT:
-        if cursor is None or window is None:
-            raise FatalError(f"delete_insert into {target} needs a cursor column and a load window")
-        condition, params = window_condition(quote(cursor), *window)
-        statements.append(f"DELETE FROM {target} WHERE {condition}")
-    elif strategy is Strategy.MERGE:
-        if not keys:
-            raise FatalError(f"merge into {target} needs keys")
-        match = " AND ".join(f"stage.{quote(k)} = target.{quote(k)}" for k in keys)
-        statements.append(f"DELETE FROM {target} AS target WHERE EXISTS (SELECT 1 FROM {stage} AS stage WHERE {match})")
-    statements.append(f"INSERT INTO {target} ({column_list}) SELECT {column_list} FROM {stage}")
-    statements.append("COMMIT TRANSACTION")
-    return Statement(";\n".join(statements) + ";", tuple(params))
+    if isinstance(op, EmptyTable):
+        return Statement(f"DELETE FROM {target} WHERE TRUE")
+    if isinstance(op, DeleteWindow):
+        condition, params = window_condition(quote(op.bounds.cursor), op.bounds.start, op.bounds.end)
+        return Statement(f"DELETE FROM {target} WHERE {condition}", tuple(params))
+    if isinstance(op, DeleteByKeys):
+        match = " AND ".join(f"stage.{quote(k)} = target.{quote(k)}" for k in op.keys)
+        return Statement(f"DELETE FROM {target} AS target WHERE EXISTS (SELECT 1 FROM {stage} AS stage WHERE {match})")
+    if isinstance(op, InsertFromStage):
+        column_list = ", ".join(quote(c) for c in columns)
+        return Statement(f"INSERT INTO {target} ({column_list}) SELECT {column_list} FROM {stage}")
+    raise FatalError(f"load into {target}: BigQuery does not run {type(op).__name__} here")
+
+
+def transaction(statements: Sequence[Statement]) -> Statement:
+    """One multi-statement script: ``BEGIN TRANSACTION``, the statements, ``COMMIT TRANSACTION``.
+    Either all of it commits or none of it does."""
+    parts = ["BEGIN TRANSACTION", *(s.sql for s in statements), "COMMIT TRANSACTION"]
+    params = {p.name: p for s in statements for p in s.parameters}
+    return Statement(";\n".join(parts) + ";", tuple(params.values()))
 
 
 def null_keys_query(stage: str, keys: Sequence[str]) -> Statement:
@@ -261,4 +254,6 @@ def null_keys_query(stage: str, keys: Sequence[str]) -> Statement:
 def duplicate_keys_query(stage: str, keys: Sequence[str]) -> Statement:
     """Up to three keys that are staged more than once."""
     key_list = ", ".join(quote(k) for k in keys)
-    return Statement(f"SELECT {key_list}, COUNT(*) AS n FROM {stage} GROUP BY {key_list} HAVING COUNT(*) > 1 LIMIT 3")
+    return Statement(
+        f"SELECT {key_list} FROM {stage} GROUP BY {key_list} HAVING COUNT(*) > 1 ORDER BY {key_list} LIMIT 3"
+    )

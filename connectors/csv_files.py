@@ -24,7 +24,7 @@ BLOCK_BYTES = 4 << 20
 class CsvConnector(Connector):
     """A folder of CSV files (header line first, UTF-8 unless ``encoding`` says otherwise)."""
 
-    capabilities: ClassVar[Capabilities] = Capabilities(read=True, write=False, streaming=True, sql=False)
+    capabilities: ClassVar[Capabilities] = Capabilities(read=True, write=False, sql=False)
     kind: ClassVar[str] = "CSV folder"
 
     @property

@@ -25,8 +25,9 @@ _SAFE_TEXT = re.compile(r"^[A-Za-z0-9_ .:+\-]*$")
 class MysqlConnector(SqlConnector):
     """``mysql://user:password@host:3306/db`` or ``mariadb://...`` (driven by PyMySQL)."""
 
-    capabilities: ClassVar[Capabilities] = Capabilities(read=True, write=True, merge=True, streaming=True)
+    capabilities: ClassVar[Capabilities] = Capabilities(read=True, write=True, merge=True, direct_write=True)
     kind: ClassVar[str] = "MySQL"
+    DROP_STAGE: ClassVar[str] = "DROP TEMPORARY TABLE IF EXISTS {}"  # a rollback does not drop it on MySQL
     driver: ClassVar[str | None] = "pymysql"
 
     def sqlalchemy_url(self) -> Any:

@@ -247,7 +247,7 @@ class OracleConnector(SqlConnector):
     The password may instead come from ``ETL_CONN_<NAME>_PASSWORD``.
     """
 
-    capabilities: ClassVar[Capabilities] = Capabilities(read=True, write=False, merge=False, streaming=True)
+    capabilities: ClassVar[Capabilities] = Capabilities(read=True, write=False, merge=False)
     kind: ClassVar[str] = "Oracle"
     driver: ClassVar[str | None] = "oracledb"
 

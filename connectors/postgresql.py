@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from connectors.base import (
@@ -58,7 +58,9 @@ class PgCopyStream(RowStream):
 class PostgresConnector(SqlConnector):
     """``postgresql://user@host:5432/db`` (always driven by psycopg 3)."""
 
-    capabilities: ClassVar[Capabilities] = Capabilities(read=True, write=True, merge=True, streaming=True)
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        read=True, write=True, merge=True, direct_write=True, merge_statement=True
+    )
     accepts: ClassVar[frozenset[str]] = frozenset({PGCOPY, ARROW, ROWS})
     kind: ClassVar[str] = "PostgreSQL"
     driver: ClassVar[str | None] = "psycopg"
@@ -100,8 +102,19 @@ class PostgresConnector(SqlConnector):
             raw.close()
             raise
 
-        def open_copy(fmt: str) -> AbstractContextManager[Any]:
-            return cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT {fmt})", values)
+        @contextmanager
+        def open_copy(fmt: str) -> Iterator[Iterator[Any]]:
+            """The source's COPY blocks; a failure of the source (a restart, a cancel) is translated
+            here, so it names this connection, not the target the blocks are written to."""
+            with ExitStack() as stack:
+                with self.translate_errors("read (COPY TO)"):
+                    copy = stack.enter_context(cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT {fmt})", values))
+
+                def blocks() -> Iterator[Any]:
+                    with self.translate_errors("read (COPY TO)"):
+                        yield from copy
+
+                yield blocks()
 
         def close() -> None:
             cursor.close()
@@ -222,12 +235,16 @@ class PostgresConnector(SqlConnector):
     def temp_table_options(self) -> Mapping[str, Any]:
         return {"prefixes": ["TEMPORARY"], "postgresql_on_commit": "DROP"}
 
-    def apply_merge(
+    def drop_stage(self, conn: Connection, stage: Table) -> None:
+        """Nothing to do: the staging table is ``ON COMMIT DROP``, and a rollback removes it too."""
+
+    def has_merge_statement(self, conn: Connection) -> bool:
+        return (conn.dialect.server_version_info or (0,)) >= (15,)
+
+    def merge_from_stage(
         self, conn: Connection, table: Table, staging: Table, columns: Sequence[str], keys: Sequence[str]
     ) -> int:
-        """One ``MERGE`` statement on PostgreSQL 15 and later; delete + insert before that."""
-        if (conn.dialect.server_version_info or (0,)) < (15,):
-            return super().apply_merge(conn, table, staging, columns, keys)
+        """One ``MERGE`` statement (PostgreSQL 15 and later)."""
         q = conn.dialect.identifier_preparer.quote
         on = " AND ".join(f"t.{q(k)} = s.{q(k)}" for k in keys)
         updates = ", ".join(f"{q(c)} = s.{q(c)}" for c in columns if c not in keys)

@@ -75,7 +75,7 @@ _CREDENTIAL_CODES = {
 class S3Connector(Connector):
     """A bucket (and optional prefix): objects are read as a source; output files are uploaded to it."""
 
-    capabilities: ClassVar[Capabilities] = Capabilities(read=True, write=False, streaming=True, sql=False, upload=True)
+    capabilities: ClassVar[Capabilities] = Capabilities(read=True, write=False, sql=False, upload=True)
     kind: ClassVar[str] = "S3"
 
     _client: Any = None

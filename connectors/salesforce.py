@@ -85,7 +85,7 @@ class _Plan:
 class SalesforceConnector(Connector):
     """A Salesforce org read with SOQL (REST pages or Bulk API 2.0); never a load target."""
 
-    capabilities: ClassVar[Capabilities] = Capabilities(read=True, write=False, streaming=True, sql=False)
+    capabilities: ClassVar[Capabilities] = Capabilities(read=True, write=False, sql=False)
     kind: ClassVar[str] = "Salesforce"
 
     _client: Any = None

@@ -9,7 +9,7 @@ Names from project.yml (tables, schemas, the cursor) are case-insensitive, as Sn
 identifiers are: they are upper-cased and quoted, so ``sales.fact_orders`` means
 ``"SALES"."FACT_ORDERS"``. Result columns whose names are all upper case (Snowflake's spelling of an
 unquoted name) are reported in lower case; quoted mixed-case names are kept as they are.
-Loading (``write``) lives in :mod:`connectors.snowflake_load`.
+Loading (``open_load``) lives in :mod:`connectors.snowflake_load`.
 """
 
 from __future__ import annotations
@@ -27,8 +27,6 @@ from connectors.base import (
     Capabilities,
     Chunk,
     Connector,
-    LoadPlan,
-    LoadStats,
     ReadRequest,
     RowStream,
     import_driver,
@@ -38,7 +36,7 @@ from utilities.secrets import Masker, Secret
 from utilities.sql_text import strip_comments
 
 if TYPE_CHECKING:
-    from utilities.progress import Progress
+    from connectors.target import LoadSession, LoadTarget
 
 logger = logging.getLogger(__name__)
 
@@ -124,7 +122,7 @@ def parse_url(url: str, name: str) -> SnowflakeUrl:
 class SnowflakeConnector(Connector):
     """A Snowflake database: a source (queries or tables) and a load target."""
 
-    capabilities: ClassVar[Capabilities] = Capabilities(read=True, write=True, merge=True, streaming=True, sql=True)
+    capabilities: ClassVar[Capabilities] = Capabilities(read=True, write=True, merge=True, sql=True)
     kind: ClassVar[str] = "Snowflake"
 
     _connection: Any = None
@@ -301,11 +299,13 @@ class SnowflakeConnector(Connector):
 
     # -- writing (target) ---------------------------------------------------------------------
 
-    def write(self, stream: RowStream, plan: LoadPlan, progress: Progress) -> LoadStats:
-        from connectors.snowflake_load import load
+    @contextmanager
+    def open_load(self, target: LoadTarget) -> Iterator[LoadSession]:
+        from connectors.snowflake_load import open_load
 
         try:
-            return load(self, stream, plan, progress)
+            with open_load(self, target) as session:
+                yield session
         except TransientError:
             self.close()  # the session may be gone: a retry of the task logs in again
             raise
@@ -314,11 +314,6 @@ class SnowflakeConnector(Connector):
 def column_name(name: str) -> str:
     """``CUSTOMER_ID`` (an unquoted name) -> ``customer_id``; a quoted mixed-case name stays as it is."""
     return name.lower() if name == name.upper() else name
-
-
-def quote(name: str) -> str:
-    """An identifier quoted exactly as spelled (for names read back from Snowflake itself)."""
-    return '"' + name.replace('"', '""') + '"'
 
 
 def sql_dialect() -> Any:

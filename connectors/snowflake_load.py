@@ -1,4 +1,4 @@
-"""Loading a row stream into a Snowflake table: Parquet files, a table stage, COPY INTO, one transaction.
+"""Loads into a Snowflake table: Parquet files, a table stage, COPY INTO a staging table, one transaction.
 
 1. The target's columns are read from INFORMATION_SCHEMA (its name matched case-insensitively).
 2. A TEMPORARY staging table ``LIKE`` the target and a TEMPORARY stage are created in the
@@ -7,12 +7,13 @@
 3. Every chunk is written as a Parquet file typed by the target's columns and PUT on the stage;
    one COPY INTO (with PURGE) loads them all into the staging table. This is the path the driver's
    own ``write_pandas`` takes, without needing pandas.
-4. ``BEGIN``; the strategy's statements move the staged rows into the target; ``COMMIT``.
+4. The operations that change the target (script_factory/load_strategies.py decides them) are
+   rendered as statements and run at the end of the session: ``BEGIN``, the statements, ``COMMIT``.
 
 Nothing touches the target before step 4, and step 4 is one transaction (ROLLBACK on any error), so
-a failure at any point leaves the target as it was. ``merge`` deletes the target rows whose keys are
-staged and inserts the staged rows, in that one transaction (the same result as MERGE with every
-column updated). ``replace`` uses DELETE, not TRUNCATE, so that it rolls back too.
+a failure at any point leaves the target as it was. A merge is delete by key + insert (the same
+result as MERGE with every column updated). Emptying the table is DELETE, not TRUNCATE, so that it
+rolls back too.
 """
 
 from __future__ import annotations
@@ -22,16 +23,29 @@ import logging
 import tempfile
 import uuid
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from connectors.base import Chunk, LoadPlan, LoadStats, RowStream, match_columns
-from connectors.snowflake import quote
-from connectors.sql import Tracker
-from script_factory.config import Strategy
+from connectors.base import Chunk, LoadStats, RowStream
+from connectors.target import (
+    STAGE,
+    CheckKeys,
+    DeleteByKeys,
+    DeleteWindow,
+    EmptyTable,
+    InsertFromStage,
+    KeyReport,
+    LoadSession,
+    LoadTarget,
+    Operation,
+    Tracker,
+    WriteRows,
+    match_columns,
+)
 from utilities.errors import FatalError
 
 if TYPE_CHECKING:
@@ -72,73 +86,105 @@ class Target:
         return f"{quote(self.schema)}.{quote(self.name)}"
 
 
-def load(connector: SnowflakeConnector, stream: RowStream, plan: LoadPlan, progress: Progress) -> LoadStats:
-    """Apply ``stream`` to ``plan.target`` with ``plan.strategy`` atomically; return what was written."""
+@contextmanager
+def open_load(connector: SnowflakeConnector, target: LoadTarget) -> Iterator[SnowflakeLoadSession]:
+    """A session on a temporary staging table ``LIKE`` the target; its statements run in one
+    transaction when the block ends cleanly, and not at all if it raises."""
     conn = connector.connection
-    with connector.translate_errors(f"load into {plan.target}"):
+    with connector.translate_errors(f"load into {target.table}"):
         cursor = conn.cursor()
         try:
-            target = find_target(cursor, plan, connector.parts.schema, connector.name)
-            columns = map_columns(stream.columns, target, plan)
-            rows = Tracker(stream, plan.cursor, progress)
-            stage = f"ETL_STAGE_{target.name[:100]}_{uuid.uuid4().hex[:8]}".upper()
-            cursor.execute(f"CREATE TEMPORARY TABLE {quote(stage)} LIKE {target.sql}")
+            table = find_target(cursor, target, connector.parts.schema, connector.name)
+            session = SnowflakeLoadSession(cursor, table, map_columns(target, table), target)
+            cursor.execute(f"CREATE TEMPORARY TABLE {quote(session.stage)} LIKE {table.sql}")
             try:
-                cursor.execute(f"CREATE TEMPORARY STAGE {quote(stage)}")
-                staged = stage_rows(cursor, stage, columns, iter(rows), f"load into {plan.target}")
-                if staged != rows.stats.rows:
-                    raise FatalError(
-                        f"load into {plan.target}: COPY INTO loaded {staged} of {rows.stats.rows} rows; "
-                        f"nothing was written"
-                    )
-                if plan.strategy is Strategy.MERGE:
-                    check_keys(cursor, stage, [_column(target, k) for k in plan.keys], plan)
-                run_in_transaction(cursor, apply_statements(target, stage, columns, plan))
+                cursor.execute(f"CREATE TEMPORARY STAGE {quote(session.stage)}")
+                yield session
+                run_in_transaction(cursor, session.statements)
             finally:
-                _drop_quietly(cursor, stage)
+                _drop_quietly(cursor, session.stage)
         finally:
             cursor.close()
-    progress.finish()
-    logger.info("load into %s (Snowflake): %s row(s), strategy %s", plan.target, rows.stats.rows, plan.strategy.value)
-    return rows.stats
+
+
+class SnowflakeLoadSession(LoadSession):
+    """Stages rows, reports keys, and gathers the statements that change the target."""
+
+    def __init__(self, cursor: Any, table: Target, columns: list[TargetColumn], target: LoadTarget) -> None:
+        self.cursor = cursor
+        self.table = table
+        self.columns = columns
+        self.target = target
+        self.stage = f"ETL_STAGE_{table.name[:100]}_{uuid.uuid4().hex[:8]}".upper()
+        self.statements: list[Statement] = []
+
+    def write_rows(self, stream: RowStream, op: WriteRows, progress: Progress) -> LoadStats:
+        if op.into != STAGE:
+            raise FatalError(f"load into {self.target.table}: Snowflake writes rows through its staging table")
+        rows = Tracker(stream, self.target.cursor, progress)
+        staged = stage_rows(self.cursor, self.stage, self.columns, iter(rows), f"load into {self.target.table}")
+        if staged != rows.stats.rows:
+            raise FatalError(
+                f"load into {self.target.table}: COPY INTO loaded {staged} of {rows.stats.rows} rows; "
+                f"nothing was written"
+            )
+        return rows.stats
+
+    def key_report(self, op: CheckKeys) -> KeyReport:
+        keys = ", ".join(quote(_column(self.table, k).name) for k in op.keys)
+        nulls = " OR ".join(f"{quote(_column(self.table, k).name)} IS NULL" for k in op.keys)
+        self.cursor.execute(f"SELECT COUNT(*) FROM {quote(self.stage)} WHERE {nulls}")
+        null_rows = int(self.cursor.fetchone()[0])
+        self.cursor.execute(
+            f"SELECT {keys} FROM {quote(self.stage)} GROUP BY {keys} HAVING COUNT(*) > 1 ORDER BY {keys} LIMIT 3"
+        )
+        return KeyReport(null_rows, tuple(tuple(row) for row in self.cursor.fetchall()))
+
+    def apply(self, op: Operation) -> None:
+        self.statements.append(render(op, self.table, self.stage, self.columns, self.target))
+
+
+def quote(name: str) -> str:
+    """An identifier quoted exactly as spelled (for names read back from Snowflake itself)."""
+    return '"' + name.replace('"', '""') + '"'
 
 
 # -- the target ---------------------------------------------------------------------------------
 
 
-def find_target(cursor: Any, plan: LoadPlan, default_schema: str, connection: str) -> Target:
+def find_target(cursor: Any, target: LoadTarget, default_schema: str, connection: str) -> Target:
     """The target table and its columns; FatalError naming it when it does not exist.
 
     The name is matched case-insensitively; when several tables differ only in case, the upper-case
     spelling (an unquoted name) wins, then the spelling written in project.yml.
     """
-    schema = plan.target.schema or default_schema
+    schema = target.table.schema or default_schema
     cursor.execute(
         "SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME, DATA_TYPE, NUMERIC_PRECISION, NUMERIC_SCALE "
         "FROM INFORMATION_SCHEMA.COLUMNS WHERE UPPER(TABLE_SCHEMA) = UPPER(?) AND UPPER(TABLE_NAME) = UPPER(?) "
         "ORDER BY TABLE_SCHEMA, TABLE_NAME, ORDINAL_POSITION",
-        [schema, plan.target.name],
+        [schema, target.table.name],
     )
     tables: dict[tuple[str, str], list[TargetColumn]] = {}
     for table_schema, table_name, column, data_type, precision, scale in cursor.fetchall():
         tables.setdefault((table_schema, table_name), []).append(TargetColumn(column, data_type, precision, scale))
     if not tables:
         raise FatalError(
-            f"target table {plan.target} does not exist in Snowflake connection {connection!r}; "
+            f"target table {target.table} does not exist in Snowflake connection {connection!r}; "
             f"create it first (Snowflake DDL is not applied by the warehouse ddl: list)"
         )
-    for wanted in ((schema.upper(), plan.target.name.upper()), (schema, plan.target.name)):
+    for wanted in ((schema.upper(), target.table.name.upper()), (schema, target.table.name)):
         if wanted in tables:
             return Target(wanted[0], wanted[1], tuple(tables[wanted]))
     if len(tables) > 1:
-        raise FatalError(f"target table {plan.target} matches tables that differ only in case: {sorted(tables)}")
+        raise FatalError(f"target table {target.table} matches tables that differ only in case: {sorted(tables)}")
     (found_schema, found_name), found = next(iter(tables.items()))
     return Target(found_schema, found_name, tuple(found))
 
 
-def map_columns(source_columns: Sequence[str], target: Target, plan: LoadPlan) -> list[TargetColumn]:
-    """The target column for each source column (matched case-insensitively), in source order."""
-    return match_columns(source_columns, {c.name: c for c in target.columns}, plan, "add it to the table")
+def map_columns(target: LoadTarget, table: Target) -> list[TargetColumn]:
+    """The table's column for each source column (matched case-insensitively), in source order."""
+    return match_columns(target.columns, {c.name: c for c in table.columns}, target, "add it to the table")
 
 
 def _column(target: Target, name: str) -> TargetColumn:
@@ -319,48 +365,23 @@ def _text(value: Any, as_json: bool) -> Any:
 # -- applying -----------------------------------------------------------------------------------
 
 
-def check_keys(cursor: Any, stage: str, keys: Sequence[TargetColumn], plan: LoadPlan) -> None:
-    """FatalError (before the target is touched) when a staged key is NULL or appears twice."""
-    if not keys:
-        raise FatalError(f"merge into {plan.target}: keys: are required for the merge strategy")
-    key_list = ", ".join(quote(k.name) for k in keys)
-    cursor.execute(
-        f"SELECT COUNT(*) FROM {quote(stage)} WHERE " + " OR ".join(f"{quote(k.name)} IS NULL" for k in keys)
-    )
-    nulls = cursor.fetchone()[0]
-    if nulls:
-        raise FatalError(
-            f"merge into {plan.target}: {nulls} row(s) have a NULL key ({', '.join(plan.keys)}); nothing was written"
-        )
-    cursor.execute(f"SELECT {key_list}, COUNT(*) FROM {quote(stage)} GROUP BY {key_list} HAVING COUNT(*) > 1 LIMIT 3")
-    duplicates = cursor.fetchall()
-    if duplicates:
-        examples = "; ".join(", ".join(f"{k}={v!r}" for k, v in zip(plan.keys, d, strict=False)) for d in duplicates)
-        raise FatalError(
-            f"merge into {plan.target}: the source returns the same key more than once (e.g. {examples}); "
-            f"make the query return one row per key; nothing was written"
-        )
-
-
-def apply_statements(target: Target, stage: str, columns: Sequence[TargetColumn], plan: LoadPlan) -> list[Statement]:
-    """The statements that move the staged rows into the target, run together in one transaction."""
+def render(op: Operation, table: Target, stage: str, columns: Sequence[TargetColumn], target: LoadTarget) -> Statement:
+    """One operation as a Snowflake statement (``?`` placeholders) and its values."""
     names = ", ".join(quote(c.name) for c in columns)
-    statements: list[Statement] = []
-    if plan.strategy is Strategy.REPLACE:
-        statements.append((f"DELETE FROM {target.sql}", []))
-    elif plan.strategy is Strategy.DELETE_INSERT:
-        assert plan.cursor is not None
-        cursor = quote(_column(target, plan.cursor).name)
-        sql, values = f"DELETE FROM {target.sql} WHERE {cursor} > ?", [plan.window.start]
-        if plan.window.end is not None:
-            sql, values = f"{sql} AND {cursor} <= ?", [*values, plan.window.end]
-        statements.append((sql, values))
-    elif plan.strategy is Strategy.MERGE:
-        keys = [quote(_column(target, k).name) for k in plan.keys]
+    if isinstance(op, EmptyTable):
+        return f"DELETE FROM {table.sql}", []
+    if isinstance(op, DeleteWindow):
+        cursor = quote(_column(table, op.bounds.cursor).name)
+        if op.bounds.end is None:
+            return f"DELETE FROM {table.sql} WHERE {cursor} > ?", [op.bounds.start]
+        return f"DELETE FROM {table.sql} WHERE {cursor} > ? AND {cursor} <= ?", [op.bounds.start, op.bounds.end]
+    if isinstance(op, DeleteByKeys):
+        keys = [quote(_column(table, k).name) for k in op.keys]
         match = " AND ".join(f"t.{k} = s.{k}" for k in keys)
-        statements.append((f"DELETE FROM {target.sql} AS t USING {quote(stage)} AS s WHERE {match}", []))
-    statements.append((f"INSERT INTO {target.sql} ({names}) SELECT {names} FROM {quote(stage)}", []))
-    return statements
+        return f"DELETE FROM {table.sql} AS t USING {quote(stage)} AS s WHERE {match}", []
+    if isinstance(op, InsertFromStage):
+        return f"INSERT INTO {table.sql} ({names}) SELECT {names} FROM {quote(stage)}", []
+    raise FatalError(f"load into {target.table}: Snowflake does not run {type(op).__name__} here")
 
 
 def run_in_transaction(cursor: Any, statements: Sequence[Statement]) -> None:

@@ -11,7 +11,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from connectors.base import Capabilities, Chunk, Connector, LoadPlan, LoadStats, ReadRequest, RowStream
+from connectors.base import Capabilities, Chunk, Connector, LoadStats, ReadRequest, RowStream
+from connectors.target import LoadSession, LoadTarget, Tracker
 from utilities.errors import ConfigError, FatalError, TransientError
 from utilities.sql_text import strip_comments
 
@@ -49,10 +50,13 @@ _TRANSIENT_MARKERS = (
 class SqlConnector(Connector):
     """A SQLAlchemy-backed database: source always, target when ``capabilities.write``."""
 
-    capabilities: ClassVar[Capabilities] = Capabilities(read=True, write=True, merge=True, streaming=True)
+    capabilities: ClassVar[Capabilities] = Capabilities(read=True, write=True, merge=True, direct_write=True)
     kind: ClassVar[str] = "SQL database"
     #: the SQLAlchemy driver this connector uses, e.g. "psycopg"; None keeps the URL's own
     driver: ClassVar[str | None] = None
+
+    #: drops a temporary staging table, and never a permanent table of the same name
+    DROP_STAGE: ClassVar[str] = "DROP TABLE IF EXISTS {}"
 
     _engine: Engine | None = None
 
@@ -213,10 +217,21 @@ class SqlConnector(Connector):
 
     # -- writing (targets) --------------------------------------------------------------------
 
-    def write(self, stream: RowStream, plan: LoadPlan, progress: Progress) -> LoadStats:
-        from script_factory.load_strategies import load
+    @contextmanager
+    def open_load(self, target: LoadTarget) -> Iterator[LoadSession]:
+        """One transaction on one connection for the load's operations: committed when the block ends
+        cleanly, rolled back on any error; the staging table never outlives the load."""
+        from connectors.sql_load import SqlLoadSession
 
-        return load(self, stream, plan, progress)
+        with self.translate_errors(f"load into {target.table}"), self.engine.connect() as conn:
+            session: SqlLoadSession | None = None
+            try:
+                with conn.begin():
+                    session = SqlLoadSession(self, conn, target)
+                    yield session
+            finally:
+                if session is not None and session.stage is not None:
+                    self.drop_stage(conn, session.stage)
 
     def reflect(self, conn: Connection, name: Any) -> Table:
         """The target table as it is in the database; FatalError naming it if it does not exist."""
@@ -246,17 +261,15 @@ class SqlConnector(Connector):
         self.bulk_write(conn, table, columns, iter(tracker))
         return tracker.stats
 
-    def apply_merge(
+    def has_merge_statement(self, conn: Connection) -> bool:
+        """Whether this server runs ``merge_from_stage`` (else a merge is delete by key + insert)."""
+        return False
+
+    def merge_from_stage(
         self, conn: Connection, table: Table, staging: Table, columns: Sequence[str], keys: Sequence[str]
     ) -> int:
-        """Replace the target rows whose keys are in ``staging`` with the staging rows (delete +
-        insert, in the caller's transaction); returns the number of rows written."""
-        from sqlalchemy import and_, exists, insert, select
-
-        match = and_(*[staging.c[k] == table.c[k] for k in keys])
-        conn.execute(table.delete().where(exists(select(1).select_from(staging).where(match))))
-        result = conn.execute(insert(table).from_select(list(columns), select(*[staging.c[c] for c in columns])))
-        return int(result.rowcount)
+        """Merge ``staging`` into ``table`` in one native statement; returns the rows written."""
+        raise FatalError(f"{self.kind} connection {self.name!r} has no MERGE statement")
 
     def bulk_write(self, conn: Connection, table: Table, columns: Sequence[str], chunks: Iterator[Chunk]) -> None:
         """Write every chunk into ``table`` inside the caller's transaction (executemany here)."""
@@ -272,33 +285,20 @@ class SqlConnector(Connector):
         conn.execute(table.delete())
 
     def temp_table_options(self) -> Mapping[str, Any]:
-        """Extra ``Table`` keyword arguments for a transaction-scoped staging table."""
+        """Extra ``Table`` keyword arguments for a connection's temporary staging table."""
         return {"prefixes": ["TEMPORARY"]}
 
+    def drop_stage(self, conn: Connection, stage: Table) -> None:
+        """Drop the staging table once the load's transaction has ended, whichever way (a temporary
+        table outlives a commit, and on MySQL a rollback too). If the connection is broken, it is
+        discarded instead, and its temporary tables go with it."""
+        from sqlalchemy.exc import SQLAlchemyError
 
-class Tracker:
-    """Passes row chunks through while counting rows, tracking the cursor's range and reporting progress."""
-
-    def __init__(self, stream: RowStream, cursor: str | None, progress: Progress) -> None:
-        self.stream = stream
-        lowered = [c.lower() for c in stream.columns]
-        self.cursor_index = lowered.index(cursor.lower()) if cursor and cursor.lower() in lowered else None
-        self.progress = progress
-        self.stats = LoadStats()
-
-    def __iter__(self) -> Iterator[Chunk]:
-        index = self.cursor_index
-        stats = self.stats
-        for chunk in self.stream:
-            if not chunk:
-                continue
-            if index is not None:
-                values = [row[index] for row in chunk if row[index] is not None]
-                if values:
-                    stats.widen(min(values), max(values))
-            stats.rows += len(chunk)
-            self.progress.advance(len(chunk))
-            yield chunk
+        try:
+            with conn.begin():
+                conn.exec_driver_sql(self.DROP_STAGE.format(conn.dialect.identifier_preparer.format_table(stage)))
+        except SQLAlchemyError:
+            conn.invalidate()
 
 
 def _first_line(message: str) -> str:

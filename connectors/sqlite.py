@@ -34,8 +34,9 @@ sqlite3.register_adapter(Decimal, str)
 class SqliteConnector(SqlConnector):
     """``sqlite:///metadata/warehouse.db`` (relative to the ETL home) or ``sqlite:////abs/path.db``."""
 
-    capabilities: ClassVar[Capabilities] = Capabilities(read=True, write=True, merge=True, streaming=True)
+    capabilities: ClassVar[Capabilities] = Capabilities(read=True, write=True, merge=True, direct_write=True)
     kind: ClassVar[str] = "SQLite"
+    DROP_STAGE: ClassVar[str] = "DROP TABLE IF EXISTS temp.{}"  # the temporary one, never a main table
 
     @property
     def path(self) -> Path | None:

@@ -141,7 +141,7 @@ class SqlServerConnector(SqlConnector):
     (``sqlserver://`` is an alias). Without ``driver=`` the connector uses ``ETL_CONN_<NAME>_ODBC_DRIVER``,
     else ODBC Driver 18; the password may come from ``ETL_CONN_<NAME>_PASSWORD``."""
 
-    capabilities: ClassVar[Capabilities] = Capabilities(read=True, write=False, merge=False, streaming=True)
+    capabilities: ClassVar[Capabilities] = Capabilities(read=True, write=False, merge=False)
     kind: ClassVar[str] = "SQL Server"
     driver: ClassVar[str | None] = "pyodbc"
 

@@ -1,20 +1,19 @@
-"""Load strategies: how a stream of rows is applied to a target table, atomically.
+"""Load strategies: what each strategy does to a target, as a short list of operations, and the key checks.
 
-Every strategy runs inside one transaction on the target, so a failure at any point (kill -9
-included) leaves the target as it was:
+This is the one place that decides what ``append``, ``replace``, ``delete_insert`` and ``merge`` mean
+(see :func:`operations`). A target (``Connector.open_load``) only renders and runs the operations of
+``connectors/target.py`` inside one session, which commits when the list is done and rolls back on
+any error, so a failure at any point (kill -9 included) leaves the target as it was:
 
-* ``append``        - rows are written straight into the target.
-* ``replace``       - the target is emptied (TRUNCATE on PostgreSQL), then written.
-* ``delete_insert`` - rows go to a transaction-scoped temporary staging table; then the target's rows
-                      inside the window are deleted and the staged rows inserted, in the same
-                      transaction (the target is touched only once the source has been read whole).
-* ``merge``         - rows go to the staging table, are checked for NULL and duplicate keys, then
-                      applied in one ``MERGE`` (PostgreSQL 15+) or as delete + insert by key (SQLite,
-                      MySQL), in the same transaction.
-
-How the rows get in is the target's business (``copy_into``): Python rows, Arrow batches or raw
-COPY bytes. When the writer cannot see the values (COPY pass-through), the cursor's range is read
-back from what was written, inside the same transaction, so the watermark is always exact.
+* ``append``        - rows are written into the table (straight in where the target can do it inside
+                      its transaction, else through a staging table).
+* ``replace``       - the table is emptied, then written, in the same transaction.
+* ``delete_insert`` - rows go to a staging table first (the table is touched only once the source has
+                      been read whole); then the table's rows in the window are deleted and the staged
+                      rows inserted.
+* ``merge``         - rows go to the staging table, are checked for NULL and duplicate keys (the load
+                      fails with examples and writes nothing), then merged: one ``MERGE`` where the
+                      target has one, else delete by key + insert.
 
 Which strategy a run applies also depends on the load type (see :func:`effective_strategy`).
 """
@@ -22,22 +21,46 @@ Which strategy a run applies also depends on the load type (see :func:`effective
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from connectors.base import LoadPlan, LoadStats, RowStream, match_columns
+from connectors.base import Capabilities, LoadStats, RowStream, TableName
+from connectors.target import (
+    STAGE,
+    TARGET,
+    Bounds,
+    CheckKeys,
+    DeleteByKeys,
+    DeleteWindow,
+    EmptyTable,
+    InsertFromStage,
+    KeyReport,
+    LoadTarget,
+    MergeFromStage,
+    Operation,
+    WriteRows,
+)
 from script_factory.config import Strategy
 from script_factory.request import LoadType
 from script_factory.window import Window
 from utilities.errors import FatalError
-from utilities.progress import Progress
 
 if TYPE_CHECKING:
-    from sqlalchemy import Connection, Table
-
-    from connectors.sql import SqlConnector
+    from connectors.base import Connector
+    from utilities.progress import Progress
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoadPlan:
+    """How a stream is applied to a target table: the strategy this run applies, on which window."""
+
+    target: TableName
+    strategy: Strategy
+    keys: tuple[str, ...]
+    cursor: str | None
+    window: Window
 
 
 def effective_strategy(
@@ -62,129 +85,83 @@ def effective_strategy(
     return declared
 
 
-def load(target: SqlConnector, stream: RowStream, plan: LoadPlan, progress: Progress) -> LoadStats:
-    """Apply ``stream`` to ``plan.target`` with ``plan.strategy`` in one transaction; return what was written."""
-    with target.translate_errors(f"load into {plan.target}"), target.engine.begin() as conn:
-        table = target.reflect(conn, plan.target)
-        columns = _target_columns(stream.columns, table, plan)
-        if plan.strategy in (Strategy.MERGE, Strategy.DELETE_INSERT):
-            staging, stats = _stage(target, conn, table, columns, stream, plan, progress)
-            if plan.strategy is Strategy.MERGE:
-                _apply_merge(target, conn, table, staging, columns, plan)
+def operations(plan: LoadPlan, capabilities: Capabilities) -> tuple[Operation, ...]:
+    """What ``plan.strategy`` does to the target, in order, for a target with ``capabilities``."""
+    bounds = _bounds(plan)
+    direct = capabilities.direct_write
+    if plan.strategy is Strategy.APPEND:
+        if direct:
+            return (WriteRows(TARGET, read_back=bounds),)
+        return WriteRows(STAGE), InsertFromStage()
+    if plan.strategy is Strategy.REPLACE:
+        if direct:
+            return EmptyTable(), WriteRows(TARGET)
+        return WriteRows(STAGE), EmptyTable(), InsertFromStage()
+    if plan.strategy is Strategy.DELETE_INSERT:
+        if bounds is None:
+            raise FatalError(f"delete_insert into {plan.target} needs a cursor column and a load window")
+        return WriteRows(STAGE), DeleteWindow(bounds), InsertFromStage()
+    if not plan.keys:
+        raise FatalError(f"merge into {plan.target}: keys: are required for the merge strategy")
+    if capabilities.merge_statement:
+        return WriteRows(STAGE), CheckKeys(plan.keys), MergeFromStage(plan.keys)
+    return WriteRows(STAGE), CheckKeys(plan.keys), DeleteByKeys(plan.keys), InsertFromStage()
+
+
+def describe(ops: tuple[Operation, ...]) -> str:
+    """The operations in words, for ``--dry-run``: ``stage rows -> check keys -> merge``."""
+    return " -> ".join(_words(op) for op in ops)
+
+
+def _words(op: Operation) -> str:
+    if isinstance(op, WriteRows):
+        return "stage the rows" if op.into == STAGE else "write the rows into the table"
+    if isinstance(op, CheckKeys):
+        return f"check keys {', '.join(op.keys)} (no NULL, no duplicate)"
+    if isinstance(op, DeleteWindow):
+        return "delete the window's rows"
+    if isinstance(op, DeleteByKeys):
+        return "delete the rows whose keys are staged"
+    if isinstance(op, MergeFromStage):
+        return "merge the staged rows (one MERGE)"
+    return "empty the table" if isinstance(op, EmptyTable) else "insert the staged rows"
+
+
+def load(target: Connector, stream: RowStream, plan: LoadPlan, progress: Progress) -> LoadStats:
+    """Apply ``stream`` to ``plan.target`` with ``plan.strategy`` atomically; return what was written."""
+    ops = operations(plan, target.capabilities)
+    stats = LoadStats()
+    with target.open_load(LoadTarget(plan.target, tuple(stream.columns), plan.keys, plan.cursor)) as session:
+        for op in ops:
+            if isinstance(op, WriteRows):
+                stats = session.write_rows(stream, op, progress)
+            elif isinstance(op, CheckKeys):
+                require_unique_keys(session.key_report(op), plan)
             else:
-                _apply_delete_insert(conn, table, staging, columns, plan)
-            staging.drop(conn)
-        else:
-            if plan.strategy is Strategy.REPLACE:
-                target.truncate(conn, table)
-            stats = target.copy_into(conn, table, columns, stream, plan.cursor, progress)
-            if not stats.exact_range:
-                _read_range(conn, table, plan, stats, in_window=plan.window.filtered)
-        progress.finish()
-        logger.info("load into %s: %s rows through %s", plan.target, f"{stats.rows:,}", stats.path)
-        return stats
+                session.apply(op)
+    progress.finish()
+    logger.info("%s into %s: %s rows through %s", plan.strategy.value, plan.target, f"{stats.rows:,}", stats.path)
+    return stats
 
 
-def _target_columns(source_columns: Sequence[str], table: Table, plan: LoadPlan) -> list[str]:
-    """The target's own spelling of each source column; FatalError if one has no target column."""
-    names = {c.name: c.name for c in table.columns}
-    return match_columns(source_columns, names, plan, "add it to the warehouse DDL")
-
-
-def _column(table: Table, name: str) -> Any:
-    return next(c for c in table.columns if c.name.lower() == name.lower())
-
-
-def _window_clause(table: Table, plan: LoadPlan) -> list[Any]:
-    assert plan.cursor is not None
-    cursor = _column(table, plan.cursor)
-    clause = [cursor > plan.window.start]
-    if plan.window.end is not None:
-        clause.append(cursor <= plan.window.end)
-    return clause
-
-
-def _delete_window(conn: Connection, table: Table, plan: LoadPlan) -> None:
-    from sqlalchemy import delete
-
-    deleted = conn.execute(delete(table).where(*_window_clause(table, plan))).rowcount
-    logger.info("delete_insert %s: removed %s row(s) of the window before inserting it", plan.target, deleted)
-
-
-def _read_range(conn: Connection, table: Table, plan: LoadPlan, stats: LoadStats, *, in_window: bool) -> None:
-    """The cursor's min and max among the rows just written (the whole table, or its window)."""
-    from sqlalchemy import func, select
-
-    if not plan.cursor or not stats.rows:
-        return
-    cursor = _column(table, plan.cursor)
-    query = select(func.min(cursor), func.max(cursor)).select_from(table)
-    if in_window:
-        query = query.where(*_window_clause(table, plan))
-    low, high = conn.execute(query).one()
-    stats.widen(low, high)
-
-
-def _stage(
-    target: SqlConnector,
-    conn: Connection,
-    table: Table,
-    columns: list[str],
-    stream: RowStream,
-    plan: LoadPlan,
-    progress: Progress,
-) -> tuple[Table, LoadStats]:
-    """A transaction-scoped temporary table shaped like ``columns`` of ``table``, holding the stream."""
-    from sqlalchemy import Column, MetaData
-    from sqlalchemy import Table as SqlTable
-
-    staging = SqlTable(
-        f"_etl_stage_{table.name}"[:63],
-        MetaData(),
-        *[Column(c, table.c[c].type) for c in columns],
-        **target.temp_table_options(),
-    )
-    staging.create(conn)
-    stats = target.copy_into(conn, staging, columns, stream, plan.cursor, progress)
-    if not stats.exact_range:
-        _read_range(conn, staging, plan, stats, in_window=False)
-    return staging, stats
-
-
-def _apply_delete_insert(conn: Connection, table: Table, staging: Table, columns: list[str], plan: LoadPlan) -> None:
-    from sqlalchemy import insert, select
-
-    _delete_window(conn, table, plan)
-    conn.execute(insert(table).from_select(columns, select(*[staging.c[c] for c in columns])))
-
-
-def _apply_merge(
-    target: SqlConnector, conn: Connection, table: Table, staging: Table, columns: list[str], plan: LoadPlan
-) -> None:
-    """Check the staged keys (no NULL, no duplicate), then merge the staged rows into ``table``."""
-    from sqlalchemy import func, or_, select
-
-    keys = [_column(table, k).name for k in plan.keys]
-    null_keys = conn.execute(
-        select(func.count()).select_from(staging).where(or_(*[staging.c[k].is_(None) for k in keys]))
-    ).scalar_one()
-    if null_keys:
+def require_unique_keys(report: KeyReport, plan: LoadPlan) -> None:
+    """FatalError (nothing is written: the session rolls back) when staged keys are NULL or repeated."""
+    if report.null_rows:
         raise FatalError(
-            f"merge into {table.name}: {null_keys} row(s) have a NULL key ({', '.join(plan.keys)}); nothing was written"
+            f"merge into {plan.target}: {report.null_rows} row(s) have a NULL key ({', '.join(plan.keys)}); "
+            f"nothing was written"
         )
-    duplicates = conn.execute(
-        select(*[staging.c[k] for k in keys], func.count().label("n"))
-        .group_by(*[staging.c[k] for k in keys])
-        .having(func.count() > 1)
-        .limit(3)
-    ).all()
-    if duplicates:
+    if report.duplicates:
         examples = "; ".join(
-            ", ".join(f"{k}={v!r}" for k, v in zip(plan.keys, dup[:-1], strict=False)) for dup in duplicates
+            ", ".join(f"{k}={v!r}" for k, v in zip(plan.keys, dup, strict=False)) for dup in report.duplicates
         )
         raise FatalError(
-            f"merge into {table.name}: the source returns the same key more than once (e.g. {examples}); "
+            f"merge into {plan.target}: the source returns the same key more than once (e.g. {examples}); "
             f"make the query return one row per key; nothing was written"
         )
-    merged = target.apply_merge(conn, table, staging, columns, keys)
-    logger.info("merge into %s: %s row(s) inserted or updated", table.name, merged)
+
+
+def _bounds(plan: LoadPlan) -> Bounds | None:
+    if not (plan.window.filtered and plan.cursor):
+        return None
+    return Bounds(plan.cursor, plan.window.start, plan.window.end)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from connectors.base import ROWS, LoadPlan, ReadRequest
-from script_factory.config import TableSpec
+from connectors.base import ROWS, ReadRequest
+from script_factory.config import Strategy, TableSpec
 from script_factory.context import RunContext
-from script_factory.load_strategies import effective_strategy
+from script_factory.load_strategies import LoadPlan, describe, effective_strategy, load, operations
 from script_factory.task import StepResult
 from script_factory.window import Window
 from utilities.progress import Progress
@@ -28,7 +28,7 @@ def load_table(ctx: RunContext, *, table: TableSpec, sql: str | None) -> StepRes
     progress = Progress(f"load {table.target}", ctx.progress_interval)
     request = read_request(ctx, table, sql, window, accept=target.accepts)
     with source.read(request) as stream:
-        stats = target.write(stream, LoadPlan(table.target, strategy, table.keys, table.cursor, window), progress)
+        stats = load(target, stream, LoadPlan(table.target, strategy, table.keys, table.cursor, window), progress)
     rate = stats.rows / progress.elapsed if progress.elapsed > 0 else 0.0
     return StepResult(
         rows=stats.rows,
@@ -43,8 +43,11 @@ def preview_load(ctx: RunContext, *, table: TableSpec, sql: str | None) -> str:
     """What :func:`load_table` would run, for ``--dry-run``."""
     window = ctx.window_for(str(table.target))
     source = ctx.connector(table.source.connection)
+    target = ctx.connector(table.target_connection or ctx.project.warehouse)
+    strategy = _strategy(ctx, table, window)
+    ops = operations(LoadPlan(table.target, strategy, table.keys, table.cursor, window), target.capabilities)
     return (
-        f"strategy: {_strategy(ctx, table, window).value}\nwindow: {window.describe()}\n"
+        f"strategy: {strategy.value} ({describe(ops)}, in one transaction)\nwindow: {window.describe()}\n"
         f"{source.describe_read(read_request(ctx, table, sql, window))}"
     )
 
@@ -67,6 +70,6 @@ def read_request(
     )
 
 
-def _strategy(ctx: RunContext, table: TableSpec, window: Window):
+def _strategy(ctx: RunContext, table: TableSpec, window: Window) -> Strategy:
     explicit = ctx.request.start_date is not None or bool(ctx.project.lookback)
     return effective_strategy(table.strategy, ctx.request.load_type, window, table.cursor, explicit)

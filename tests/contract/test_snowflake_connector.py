@@ -16,9 +16,10 @@ from typing import Any
 import pytest
 
 from connectors import open_connector
-from connectors.base import Chunk, LoadPlan, LoadStats, ReadRequest, RowStream, TableName
+from connectors.base import Chunk, LoadStats, ReadRequest, RowStream, TableName
 from connectors.snowflake import SnowflakeConnector
 from script_factory.config import Strategy
+from script_factory.load_strategies import LoadPlan, load
 from script_factory.window import Window
 from tests.contract.connector_contract import ROWS, ConnectorContract, ContractSource
 from utilities.errors import FatalError, TransientError
@@ -132,7 +133,7 @@ def stream(rows: list[tuple], chunk_size: int = 2, columns: list[str] | None = N
 
 
 def write(connector: SnowflakeConnector, rows: RowStream, load_plan: LoadPlan) -> LoadStats:
-    return connector.write(rows, load_plan, Progress("test", interval=3600))
+    return load(connector, rows, load_plan, Progress("test", interval=3600))
 
 
 def test_append_adds_the_rows_and_reports_them(snowflake: SnowflakeConnector) -> None:
@@ -207,12 +208,15 @@ def test_a_failure_inside_the_transaction_is_rolled_back(
 ) -> None:
     """The window's DELETE has run when the next statement fails: ROLLBACK restores the rows."""
     import connectors.snowflake_load as snowflake_load
+    from connectors.target import InsertFromStage
 
-    original = snowflake_load.apply_statements
+    original = snowflake_load.render
     monkeypatch.setattr(
         snowflake_load,
-        "apply_statements",
-        lambda *args: [*original(*args)[:-1], ("SELECT * FROM no_such_table", [])],
+        "render",
+        lambda op, *args: (
+            ("SELECT * FROM no_such_table", []) if isinstance(op, InsertFromStage) else original(op, *args)
+        ),
     )
     seed(snowflake, ROWS)
     with pytest.raises(FatalError, match="NO_SUCH_TABLE"):

@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
-from connectors.base import LoadPlan, LoadStats, ReadRequest, RowStream, TableName
+from connectors.base import LoadStats, ReadRequest, RowStream, TableName
 from script_factory.config import Strategy
+from script_factory.load_strategies import LoadPlan, load
 from script_factory.window import Window
 from tests.fakes.bigquery_server import FakeBigQuery, connector_for, running
 from utilities.errors import FatalError
@@ -57,7 +58,7 @@ def write(
     chunks = iter([rows[i : i + chunk] for i in range(0, len(rows), chunk)])
     plan = LoadPlan(TableName(table), strategy, keys, "updated_at" if "updated_at" in columns else None, WINDOW)
     try:
-        return connector.write(RowStream(columns, chunks), plan, Progress("test"))
+        return load(connector, RowStream(columns, chunks), plan, Progress("test"))
     finally:
         connector.close()
 

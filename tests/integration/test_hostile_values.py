@@ -19,9 +19,11 @@ import pymysql
 import pytest
 
 from connectors import open_connector
-from connectors.base import ARROW, PGCOPY, ROWS, LoadPlan, ReadRequest, TableName
+from connectors.base import ARROW, PGCOPY, ROWS, ReadRequest, TableName
 from connectors.postgresql import PgCopyStream
 from script_factory.config import Strategy
+from script_factory.load_strategies import LoadPlan
+from script_factory.load_strategies import load as apply_load
 from script_factory.window import Window
 from utilities.progress import Progress
 from utilities.secrets import Secret
@@ -115,8 +117,8 @@ def load(warehouse: str, home: Path, source_url: str, request: ReadRequest, tabl
     window = Window(start=datetime(1, 1, 1), end=None, filtered=False, start_reason="test")
     try:
         with source.read(request) as stream:
-            stats = target.write(
-                stream, LoadPlan(TableName(table), Strategy.REPLACE, (), None, window), Progress("test", 3600)
+            stats = apply_load(
+                target, stream, LoadPlan(TableName(table), Strategy.REPLACE, (), None, window), Progress("test", 3600)
             )
         assert stats.rows == len(ROWS_)
         return stats.path
@@ -248,8 +250,11 @@ def test_s3_source(warehouse: str, tmp_path: Path, s3_server, s3_bucket: str) ->
     try:
         with source.read(request) as stream:
             assert not isinstance(stream, PgCopyStream)
-            stats = target.write(
-                stream, LoadPlan(TableName("target"), Strategy.REPLACE, (), None, window), Progress("test", 3600)
+            stats = apply_load(
+                target,
+                stream,
+                LoadPlan(TableName("target"), Strategy.REPLACE, (), None, window),
+                Progress("test", 3600),
             )
         assert stats.rows == len(ROWS_)
     finally:

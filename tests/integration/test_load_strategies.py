@@ -11,9 +11,10 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from connectors import open_connector
-from connectors.base import Chunk, LoadPlan, RowStream, TableName
+from connectors.base import Chunk, RowStream, TableName
 from connectors.sql import SqlConnector
 from script_factory.config import Strategy
+from script_factory.load_strategies import LoadPlan, load
 from script_factory.window import Window
 from utilities.errors import FatalError
 from utilities.progress import Progress
@@ -80,7 +81,7 @@ def plan(strategy: Strategy) -> LoadPlan:
 @pytest.mark.parametrize("strategy", list(Strategy), ids=[s.value for s in Strategy])
 def test_each_strategy_writes_what_it_promises(target: tuple[SqlConnector, str], strategy: Strategy) -> None:
     connector, url = target
-    stats = connector.write(RowStream(COLUMNS, iter([INCOMING])), plan(strategy), Progress("test"))
+    stats = load(connector, RowStream(COLUMNS, iter([INCOMING])), plan(strategy), Progress("test"))
 
     assert rows_of(url) == EXPECTED[strategy]
     assert stats.rows == len(INCOMING)
@@ -98,9 +99,9 @@ def test_a_source_failing_half_way_leaves_the_target_as_it_was(
         raise FatalError("the source connection dropped after the first chunk")
 
     with pytest.raises(FatalError, match="dropped after the first chunk"):
-        connector.write(RowStream(COLUMNS, chunks()), plan(strategy), Progress("test"))
+        load(connector, RowStream(COLUMNS, chunks()), plan(strategy), Progress("test"))
 
     assert rows_of(url) == BEFORE
     # the connector is still usable: the failed transaction left nothing behind (no staging table)
-    connector.write(RowStream(COLUMNS, iter([INCOMING])), plan(strategy), Progress("test"))
+    load(connector, RowStream(COLUMNS, iter([INCOMING])), plan(strategy), Progress("test"))
     assert rows_of(url) == EXPECTED[strategy]

@@ -8,7 +8,12 @@ from decimal import Decimal
 import pytest
 
 from connectors import bigquery_sql as bq
+from connectors.base import TableName
+from connectors.bigquery import BigQueryConnector
+from connectors.target import CheckKeys, MergeFromStage, WriteRows
 from script_factory.config import Strategy
+from script_factory.load_strategies import LoadPlan, operations
+from script_factory.window import Window
 from utilities.errors import ConfigError, FatalError
 
 
@@ -95,8 +100,11 @@ def test_a_windowed_query_wraps_the_project_sql_and_binds_the_window() -> None:
     ],
 )
 def test_each_strategy_is_one_transaction_ending_in_one_insert(strategy: Strategy, delete: str | None) -> None:
-    window = (datetime(2024, 1, 1), datetime(2024, 1, 2))
-    script = bq.apply_script(strategy, "T", "S", ["id", "line", "ts"], ["id", "line"], "ts", window)
+    """The operations the engine decides for BigQuery, rendered as one transaction script."""
+    window = Window(datetime(2024, 1, 1), datetime(2024, 1, 2), filtered=True, start_reason="test")
+    plan = LoadPlan(TableName("T"), strategy, ("id", "line"), "ts", window)
+    ops = [op for op in operations(plan, BigQueryConnector.capabilities) if not isinstance(op, WriteRows | CheckKeys)]
+    script = bq.transaction([bq.operation_statement(op, "T", "S", ["id", "line", "ts"]) for op in ops])
     statements = script.sql.rstrip(";").split(";\n")
     insert = "INSERT INTO T (`id`, `line`, `ts`) SELECT `id`, `line`, `ts` FROM S"
     assert statements == ["BEGIN TRANSACTION", *([delete] if delete else []), insert, "COMMIT TRANSACTION"]
@@ -106,15 +114,13 @@ def test_each_strategy_is_one_transaction_ending_in_one_insert(strategy: Strateg
         assert script.parameters == ()
 
 
-def test_delete_insert_without_a_cursor_and_merge_without_keys_are_refused() -> None:
-    with pytest.raises(FatalError, match="cursor"):
-        bq.apply_script(Strategy.DELETE_INSERT, "T", "S", ["id"])
-    with pytest.raises(FatalError, match="keys"):
-        bq.apply_script(Strategy.MERGE, "T", "S", ["id"])
+def test_an_operation_bigquery_does_not_run_is_refused() -> None:
+    with pytest.raises(FatalError, match="MergeFromStage"):
+        bq.operation_statement(MergeFromStage(("id",)), "T", "S", ["id"])
 
 
 def test_key_checks_query_the_staging_table() -> None:
     assert bq.null_keys_query("S", ["a", "b"]).sql == "SELECT COUNT(*) AS n FROM S WHERE `a` IS NULL OR `b` IS NULL"
     assert bq.duplicate_keys_query("S", ["a"]).sql == (
-        "SELECT `a`, COUNT(*) AS n FROM S GROUP BY `a` HAVING COUNT(*) > 1 LIMIT 3"
+        "SELECT `a` FROM S GROUP BY `a` HAVING COUNT(*) > 1 ORDER BY `a` LIMIT 3"
     )

@@ -80,7 +80,7 @@ def test_module_import_does_not_import_the_drivers() -> None:
 
 def test_capabilities_say_source_only() -> None:
     caps = OracleConnector.capabilities
-    assert (caps.read, caps.write, caps.merge, caps.streaming) == (True, False, False, True)
+    assert (caps.read, caps.write, caps.merge) == (True, False, False)
 
 
 # -- compiled SQL -------------------------------------------------------------------------------

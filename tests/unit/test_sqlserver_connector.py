@@ -74,7 +74,7 @@ def test_odbc_connection_string() -> None:
 
 def test_capabilities_say_source_only() -> None:
     caps = SqlServerConnector.capabilities
-    assert (caps.read, caps.write, caps.merge, caps.streaming) == (True, False, False, True)
+    assert (caps.read, caps.write, caps.merge) == (True, False, False)
 
 
 def test_windowed_query_compiles_to_tsql_with_qmark_binds() -> None:

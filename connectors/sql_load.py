@@ -1,0 +1,151 @@
+"""Loads into SQLAlchemy databases (PostgreSQL, SQLite, MySQL/MariaDB): the operations, run in one transaction.
+
+The session runs each operation as it comes, on the transaction ``SqlConnector.open_load`` opened;
+the transaction commits when the load's list is done and rolls back on any error. Identifiers are
+quoted by the dialect and window values are bound. How rows get in is the dialect's business
+(``copy_into``: COPY on PostgreSQL, executemany elsewhere); the staging table is a temporary table
+shaped like the target's columns.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from connectors.base import LoadStats, RowStream
+from connectors.target import (
+    STAGE,
+    Bounds,
+    CheckKeys,
+    DeleteByKeys,
+    DeleteWindow,
+    EmptyTable,
+    InsertFromStage,
+    KeyReport,
+    LoadSession,
+    LoadTarget,
+    MergeFromStage,
+    Operation,
+    WriteRows,
+    match_columns,
+    spelled,
+)
+from utilities.errors import FatalError
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection, Table
+
+    from connectors.sql import SqlConnector
+    from utilities.progress import Progress
+
+logger = logging.getLogger(__name__)
+
+
+class SqlLoadSession(LoadSession):
+    """The operations of one load, on ``conn`` inside its open transaction."""
+
+    def __init__(self, connector: SqlConnector, conn: Connection, target: LoadTarget) -> None:
+        self.connector = connector
+        self.conn = conn
+        self.target = target
+        self.table = connector.reflect(conn, target.table)
+        names = {c.name: c.name for c in self.table.columns}
+        self.columns = match_columns(target.columns, names, target, "add it to the warehouse DDL")
+        self.stage: Table | None = None
+
+    # -- rows -------------------------------------------------------------------------------------
+
+    def write_rows(self, stream: RowStream, op: WriteRows, progress: Progress) -> LoadStats:
+        into = self._create_stage() if op.into == STAGE else self.table
+        stats = self.connector.copy_into(self.conn, into, self.columns, stream, self.target.cursor, progress)
+        if not stats.exact_range and self.target.cursor and stats.rows:
+            self._read_range(into, op.read_back if op.into != STAGE else None, stats)
+        return stats
+
+    def _create_stage(self) -> Table:
+        from sqlalchemy import Column, MetaData
+        from sqlalchemy import Table as SqlTable
+
+        self.stage = SqlTable(
+            f"_etl_stage_{self.table.name}"[:63],
+            MetaData(),
+            *[Column(c, self.table.c[c].type) for c in self.columns],
+            **self.connector.temp_table_options(),
+        )
+        self.stage.create(self.conn)
+        return self.stage
+
+    def _read_range(self, table: Table, bounds: Bounds | None, stats: LoadStats) -> None:
+        """The cursor's min and max among the rows just written (the staging table, or the window)."""
+        from sqlalchemy import func, select
+
+        assert self.target.cursor is not None
+        cursor = table.c[spelled(self.columns, self.target.cursor)]
+        query = select(func.min(cursor), func.max(cursor)).select_from(table)
+        if bounds is not None:
+            query = query.where(*self._within(table, bounds))
+        low, high = self.conn.execute(query).one()
+        stats.widen(low, high)
+
+    # -- keys -------------------------------------------------------------------------------------
+
+    def key_report(self, op: CheckKeys) -> KeyReport:
+        from sqlalchemy import func, or_, select
+
+        stage = self._staged()
+        keys = [stage.c[spelled(self.columns, k)] for k in op.keys]
+        nulls = self.conn.execute(
+            select(func.count()).select_from(stage).where(or_(*[k.is_(None) for k in keys]))
+        ).scalar_one()
+        duplicates = self.conn.execute(
+            select(*keys).group_by(*keys).having(func.count() > 1).order_by(*keys).limit(3)
+        ).all()
+        return KeyReport(int(nulls), tuple(tuple(row) for row in duplicates))
+
+    # -- changing the table ---------------------------------------------------------------------
+
+    def apply(self, op: Operation) -> None:
+        from sqlalchemy import delete, insert, select
+
+        conn, table = self.conn, self.table
+        if isinstance(op, EmptyTable):
+            self.connector.truncate(conn, table)
+        elif isinstance(op, DeleteWindow):
+            deleted = conn.execute(delete(table).where(*self._within(table, op.bounds))).rowcount
+            logger.info("%s: removed %s row(s) of the window before inserting it", self.target.table, deleted)
+        elif isinstance(op, DeleteByKeys):
+            conn.execute(table.delete().where(self._staged_key_exists(op.keys)))
+        elif isinstance(op, InsertFromStage):
+            stage = self._staged()
+            conn.execute(insert(table).from_select(self.columns, select(*[stage.c[c] for c in self.columns])))
+        elif isinstance(op, MergeFromStage):
+            if self.connector.has_merge_statement(conn):
+                merged = self.connector.merge_from_stage(conn, table, self._staged(), self.columns, self._keys(op))
+                logger.info("merge into %s: %s row(s) inserted or updated", self.target.table, merged)
+            else:
+                self.apply(DeleteByKeys(op.keys))
+                self.apply(InsertFromStage())
+        else:
+            raise FatalError(f"load into {self.target.table}: {type(op).__name__} cannot be applied here")
+
+    def _staged(self) -> Table:
+        if self.stage is None:
+            raise FatalError(f"load into {self.target.table}: an operation needs staged rows, but none were staged")
+        return self.stage
+
+    def _keys(self, op: DeleteByKeys | MergeFromStage) -> list[str]:
+        return [spelled(self.columns, k) for k in op.keys]
+
+    def _staged_key_exists(self, keys: tuple[str, ...]) -> Any:
+        from sqlalchemy import and_, exists, select
+
+        stage = self._staged()
+        match = and_(*[stage.c[k] == self.table.c[k] for k in (spelled(self.columns, k) for k in keys)])
+        return exists(select(1).select_from(stage).where(match))
+
+    def _within(self, table: Table, bounds: Bounds) -> list[Any]:
+        cursor = next(c for c in table.columns if c.name.lower() == bounds.cursor.lower())
+        clause = [cursor > bounds.start]
+        if bounds.end is not None:
+            clause.append(cursor <= bounds.end)
+        return clause
