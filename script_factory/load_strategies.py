@@ -85,6 +85,12 @@ def effective_strategy(
     return declared
 
 
+def reads_window(strategy: Strategy) -> bool:
+    """Whether the source reads only the window's rows. A table that is replaced is read whole
+    (a ``replace`` table with a cursor, in an incremental run, would otherwise keep only the window)."""
+    return strategy is not Strategy.REPLACE
+
+
 def operations(plan: LoadPlan, capabilities: Capabilities) -> tuple[Operation, ...]:
     """What ``plan.strategy`` does to the target, in order, for a target with ``capabilities``."""
     bounds = _bounds(plan)

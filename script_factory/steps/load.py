@@ -5,7 +5,7 @@ from __future__ import annotations
 from connectors.base import ROWS, ReadRequest
 from script_factory.config import Strategy, TableSpec
 from script_factory.context import RunContext
-from script_factory.load_strategies import LoadPlan, describe, effective_strategy, load, operations
+from script_factory.load_strategies import LoadPlan, describe, effective_strategy, load, operations, reads_window
 from script_factory.task import StepResult
 from script_factory.window import Window
 from utilities.progress import Progress
@@ -26,7 +26,7 @@ def load_table(ctx: RunContext, *, table: TableSpec, sql: str | None) -> StepRes
         window.describe(),
     )
     progress = Progress(f"load {table.target}", ctx.progress_interval)
-    request = read_request(ctx, table, sql, window, accept=target.accepts)
+    request = read_request(ctx, table, sql, window, strategy, accept=target.accepts)
     with source.read(request) as stream:
         stats = load(target, stream, LoadPlan(table.target, strategy, table.keys, table.cursor, window), progress)
     rate = stats.rows / progress.elapsed if progress.elapsed > 0 else 0.0
@@ -48,19 +48,25 @@ def preview_load(ctx: RunContext, *, table: TableSpec, sql: str | None) -> str:
     ops = operations(LoadPlan(table.target, strategy, table.keys, table.cursor, window), target.capabilities)
     return (
         f"strategy: {strategy.value} ({describe(ops)}, in one transaction)\nwindow: {window.describe()}\n"
-        f"{source.describe_read(read_request(ctx, table, sql, window))}"
+        f"{source.describe_read(read_request(ctx, table, sql, window, strategy))}"
     )
 
 
 def read_request(
-    ctx: RunContext, table: TableSpec, sql: str | None, window: Window, accept: frozenset[str] = frozenset({ROWS})
+    ctx: RunContext,
+    table: TableSpec,
+    sql: str | None,
+    window: Window,
+    strategy: Strategy,
+    accept: frozenset[str] = frozenset({ROWS}),
 ) -> ReadRequest:
+    """What the source reads: the window's rows, or every row when the strategy replaces the table."""
     return ReadRequest(
         sql=sql,
         table=table.source.table,
         params=ctx.bind_values(window),
         cursor=table.cursor,
-        filtered=window.filtered and table.cursor is not None,
+        filtered=window.filtered and table.cursor is not None and reads_window(strategy),
         window_start=window.start,
         window_end=window.end,
         chunk_size=table.chunk_size or ctx.project.chunk_size,
