@@ -22,7 +22,7 @@ from typing import Any, NoReturn
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # launchers call this file from anywhere
 
 from script_factory.exit_codes import ExitCode
-from script_factory.request import LoadType, RunRequest
+from script_factory.request import LoadType, RunRequest, check_project_name
 from utilities.dates import parse_iso_datetime
 from utilities.errors import ConfigError, LockedError
 from utilities.memory import limit_malloc_arenas
@@ -91,6 +91,7 @@ def parse_request(argv: Sequence[str]) -> tuple[RunRequest | None, argparse.Name
         return None, args
     if not args.project:
         raise ConfigError(f"--project is required (see {PROG} --list for the projects)")
+    check_project_name(args.project)  # before anything is read: no path can leave customer_code/
     if args.start_date and args.end_date:
         _check_order(args.start_date, args.end_date)
     request = RunRequest(
@@ -139,7 +140,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return ExitCode.SUCCESS
         from script_factory.report import summary_text
         from script_factory.runner import run
+        from utilities.files import check_folders
 
+        paths = settings.paths  # a file where a run folder belongs: exit 2 before anything connects
+        check_folders(paths.home, [paths.logs / request.project, paths.output / request.project, paths.locks])
         summary = run(plan, request, settings)
         print(summary_text(summary, settings.paths.home))
         return summary.exit_code

@@ -59,6 +59,8 @@ def project_names(settings: Settings) -> list[str]:
 def load_project_config(name: str, settings: Settings) -> ProjectConfig:
     """The validated config of project ``name``; ConfigError listing the known ones if unknown."""
     folder = settings.paths.projects / name
+    if folder.parent != settings.paths.projects or folder.name == "..":  # no '..', absolute path or a/b escapes
+        raise ConfigError(f"project {name!r} is not a folder name under {settings.paths.projects}")
     if not (folder / "project.yml").is_file():
         known = ", ".join(project_names(settings)) or "none"
         raise ConfigError(

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+
+from utilities.errors import ConfigError
+
+# A project is a plain folder name under customer_code/ (the rule of project.yml's ``project:`` key):
+# no path separators, no '.' or '..', so ``--project`` can never reach a project.yml elsewhere.
+PROJECT_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
 
 class LoadType(StrEnum):
@@ -24,3 +31,14 @@ class RunRequest:
     end_date: datetime | None = None
     env_name: str | None = None
     dry_run: bool = False
+
+
+def check_project_name(name: str) -> str:
+    """``name`` if it is a plain project folder name; ConfigError (exit 2) for a path or anything else."""
+    if not PROJECT_NAME.fullmatch(name):
+        raise ConfigError(
+            f"--project {name!r} is not a project name: give the folder name under customer_code/ "
+            "(lower-case letters, digits and '_', starting with a letter, no path), e.g. --project sales_demo; "
+            "see script_runner.py --list"
+        )
+    return name

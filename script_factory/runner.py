@@ -84,8 +84,9 @@ def run(plan: Plan, request: RunRequest, settings: Settings) -> RunSummary:
     project = plan.project
     summary = RunSummary(project=project.name, load_type=request.load_type.value)
     with ProjectLock(settings.paths.locks, project.name):
-        summary.log_file = logs.new_log_path(settings.paths.logs, project.name, summary.started.astimezone())
-        logs.install(summary.log_file, settings.masker, _log_level(settings))
+        summary.log_file = logs.install_run_log(  # None if the log file cannot be made: console only
+            settings.paths.logs, project.name, summary.started.astimezone(), settings.masker, _log_level(settings)
+        )
         try:
             _run_locked(plan, request, settings, summary)
         finally:

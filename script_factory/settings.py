@@ -25,6 +25,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 WAREHOUSE_CONNECTION = "warehouse"
 DEFAULT_WAREHOUSE_URL = "sqlite:///metadata/warehouse.db"
 _ENV_NAME = re.compile(r"^[A-Za-z0-9_\-]+$")
+# The NAME of a ``[export ]NAME =`` statement: all of a bad .env line that an error may show.
+_NAMED_STATEMENT = re.compile(r"(?:export[^\S\n]+)?(?!export\s)([A-Za-z_][A-Za-z0-9_]*)[^\S\n]*=")
 
 
 @dataclass(frozen=True)
@@ -103,8 +105,6 @@ def load_settings(env_name: str | None = None, home: Path | None = None) -> Sett
     ``home`` (or ``ETL_HOME``, or the repository root) holds ``customer_code/``, ``warehouse/``,
     ``aggregations/``, ``metadata/`` and the ``.env`` files. ``--env NAME`` requires ``.env.NAME``.
     """
-    from dotenv import dotenv_values  # small; imported here so the module imports fast in tests
-
     environ = dict(os.environ)
     root = Path(home or environ.get("ETL_HOME") or REPO_ROOT).resolve()
     if not root.is_dir():
@@ -112,18 +112,58 @@ def load_settings(env_name: str | None = None, home: Path | None = None) -> Sett
     merged: dict[str, str] = {}
     base_file = root / ".env"
     if base_file.is_file():
-        merged.update({k: v for k, v in dotenv_values(base_file).items() if v is not None})
+        merged.update(read_env_file(base_file))
     if env_name:
         if not _ENV_NAME.match(env_name):
             raise ConfigError(f"--env {env_name!r}: use letters, digits, '_' or '-' (e.g. --env prod)")
         env_file = root / f".env.{env_name}"
         if not env_file.is_file():
             raise ConfigError(f"--env {env_name}: file {env_file} not found; create it or drop --env")
-        merged.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+        merged.update(read_env_file(env_file))
     merged.update(environ)
     environment = env_name or merged.get("ETL_ENV") or "local"
     masker = Masker(secret_values(merged))
     return Settings(Paths(root), environment, MappingProxyType(merged), masker)
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """The variables of one ``.env`` file (python-dotenv's syntax); ConfigError naming the file and
+    every line python-dotenv cannot read, and never the line's text (it may hold half a password)."""
+    import io
+
+    from dotenv import dotenv_values  # small; imported here so the module imports fast in tests
+    from dotenv.parser import parse_stream
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    bad = [_statement_line(b.original.string, b.original.line) for b in parse_stream(io.StringIO(text)) if b.error]
+    if bad:
+        lines = ", ".join(f"{n}" + (f" ({name})" if name else "") for n, name in bad)
+        what = (
+            f"line {lines} cannot be read: fix or remove it"
+            if len(bad) == 1
+            else f"lines {lines} cannot be read: fix or remove them"
+        )
+        raise ConfigError(
+            f"{path}: {what} (the form is NAME=value, e.g. ETL_CONN_ERP=postgresql://etl@db/erp; quote a value "
+            "holding spaces or '#'; a comment starts with '#')"
+        )
+    # No line is in error now, so python-dotenv has nothing to warn about; values are parsed once more
+    # by dotenv_values for its interpolation of ${VAR}.
+    return {k: v for k, v in dotenv_values(stream=io.StringIO(text)).items() if v is not None}
+
+
+def _statement_line(statement: str, first_line: int) -> tuple[int, str | None]:
+    """The line of a statement python-dotenv could not read, and its variable name if one stands before
+    ``=``. python-dotenv numbers a statement from the blank lines before it, so those are skipped."""
+    body = statement.lstrip()
+    line = first_line + statement[: len(statement) - len(body)].count("\n")
+    named = _NAMED_STATEMENT.match(body)
+    return line, named.group(1) if named else None
 
 
 def secret_values(variables: Mapping[str, str]) -> list[str]:

@@ -1,9 +1,12 @@
-"""Run artifact files: timestamped names that never collide and always sort in run order."""
+"""Run artifact files: timestamped names that never collide, and the folders they go in."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from pathlib import Path
+
+from utilities.errors import ConfigError
 
 
 def stamped_path(folder: Path, stem: str, suffix: str) -> Path:
@@ -18,3 +21,21 @@ def stamped_path(folder: Path, stem: str, suffix: str) -> Path:
     if not taken:
         return folder / f"{stem}{suffix}"
     return folder / f"{stem}_{max(taken) + 1}{suffix}"
+
+
+def check_folders(home: Path, folders: Iterable[Path]) -> None:
+    """ConfigError naming the first file (or broken link) that stands where one of ``folders``, or a
+    folder between ``home`` and it, must be; missing folders are fine (the run creates them)."""
+    for folder in folders:
+        current = home
+        for part in folder.relative_to(home).parts:
+            current = current / part
+            if current.is_dir():
+                continue
+            if current.exists() or current.is_symlink():
+                what = "a file" if current.exists() else "a broken link"
+                raise ConfigError(
+                    f"{current} is {what} where the run needs a folder (for its logs, outputs and locks); "
+                    f"remove or rename that {what[2:]}, then run again"
+                )
+            break  # missing: the run creates it and everything below it

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 from collections.abc import Callable
@@ -13,6 +14,7 @@ from utilities.files import stamped_path
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
 _HANDLER_TAG = "_etl_runner_handler"
+_CONSOLE_ONLY = "the run goes on and logs to the console only"
 
 
 class MaskingFormatter(logging.Formatter):
@@ -31,18 +33,66 @@ def new_log_path(logs_dir: Path, project: str, started: datetime) -> Path:
     return stamped_path(logs_dir / project, f"{project}_{started:%Y%m%d_%H%M%S}", ".log")
 
 
-def install(log_file: Path | None, mask: Callable[[str], str], level: int = logging.INFO) -> None:
-    """Send root logging to the console (stderr) and, if given, to ``log_file``; replaces earlier ones."""
-    remove()
-    root = logging.getLogger()
-    root.setLevel(level)
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
-    if log_file is not None:
-        handlers.append(logging.FileHandler(log_file, encoding="utf-8"))
-    for handler in handlers:
-        handler.setFormatter(MaskingFormatter(mask))
-        setattr(handler, _HANDLER_TAG, True)
-        root.addHandler(handler)
+def install(log_file: Path | None, mask: Callable[[str], str], level: int = logging.INFO) -> Path | None:
+    """Send root logging to the console (stderr) and, if given, to ``log_file``; replaces earlier ones.
+
+    Returns ``log_file``, or None if it could not be opened: that is said once on the console and
+    logging goes on there only, as it does if a write to the file fails later (see :class:`RunLogFile`).
+    """
+    console = _install_console(mask, level)
+    return _attach_file(log_file, console) if log_file is not None else None
+
+
+def install_run_log(
+    logs_dir: Path, project: str, started: datetime, mask: Callable[[str], str], level: int = logging.INFO
+) -> Path | None:
+    """:func:`install` with the run's log file at :func:`new_log_path`; None if the file cannot be made
+    (its folder cannot be created, the disk is full, no permission), which is said once on the console."""
+    console = _install_console(mask, level)
+    try:
+        log_file = new_log_path(logs_dir, project, started)
+    except OSError as exc:
+        _say(console, f"could not create a log file in {logs_dir / project} ({_reason(exc)}); {_CONSOLE_ONLY}")
+        return None
+    return _attach_file(log_file, console)
+
+
+class RunLogFile(logging.FileHandler):
+    """The run's log file. Logging never changes a run's outcome: the first write that fails (a full
+    disk, a lost network drive) is said once on the console, with the path and the OS's reason, and
+    the file is dropped for the rest of the run instead of printing a traceback for every line."""
+
+    def __init__(self, path: Path, console: logging.Handler) -> None:
+        super().__init__(path, encoding="utf-8")
+        self._console = console
+        self._dropped = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not self._dropped:
+            super().emit(record)
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        error = sys.exc_info()[1]
+        if isinstance(error, OSError):
+            self._drop(error)
+        else:  # a bad format string in a log call is a programming error: logging's own report
+            super().handleError(record)
+
+    def close(self) -> None:
+        try:
+            super().close()  # flushes what is buffered: may be the first write to fail
+        except OSError as exc:
+            self._drop(exc)
+
+    def _drop(self, error: OSError) -> None:
+        if self._dropped:
+            return
+        self._dropped = True
+        stream, self.stream = self.stream, None
+        if stream is not None:
+            with contextlib.suppress(OSError):  # the same failure again, flushing the buffer: reported below
+                stream.close()
+        _say(self._console, f"could not write the log file {self.baseFilename} ({_reason(error)}); {_CONSOLE_ONLY}")
 
 
 def remove() -> None:
@@ -52,3 +102,35 @@ def remove() -> None:
         if getattr(handler, _HANDLER_TAG, False):
             root.removeHandler(handler)
             handler.close()
+
+
+def _install_console(mask: Callable[[str], str], level: int) -> logging.Handler:
+    remove()
+    logging.getLogger().setLevel(level)
+    return _attach(logging.StreamHandler(sys.stderr), MaskingFormatter(mask))
+
+
+def _attach_file(log_file: Path, console: logging.Handler) -> Path | None:
+    try:
+        handler = RunLogFile(log_file, console)
+    except OSError as exc:
+        _say(console, f"could not open the log file {log_file} ({_reason(exc)}); {_CONSOLE_ONLY}")
+        return None
+    _attach(handler, console.formatter)
+    return log_file
+
+
+def _attach(handler: logging.Handler, formatter: logging.Formatter | None) -> logging.Handler:
+    handler.setFormatter(formatter)
+    setattr(handler, _HANDLER_TAG, True)
+    logging.getLogger().addHandler(handler)
+    return handler
+
+
+def _say(console: logging.Handler, message: str) -> None:
+    """One WARNING line on the console, whatever the log level (the operator must learn the log is gone)."""
+    console.handle(logging.getLogger(__name__).makeRecord(__name__, logging.WARNING, __file__, 0, message, (), None))
+
+
+def _reason(error: OSError) -> str:
+    return error.strerror or str(error)
