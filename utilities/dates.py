@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, timedelta, tzinfo
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 # ISO 8601 as people type it: a date, optionally "T" or a space and a time, optionally Z or an offset.
 # (datetime.fromisoformat alone would read "2026-01-31+02:00" as 02:00 on that day: any character
@@ -14,6 +14,8 @@ _ISO_DATETIME = re.compile(
     r"(?:[Tt ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d{1,6})?)?(?:[Zz]|[+-]\d{2}:?\d{2})?)?$"
 )
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+ISO_DATETIME_PATTERN = _ISO_DATETIME.pattern  # what the project.yml JSON Schema accepts as a date
+DURATION_PATTERN = _DURATION.pattern
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 CursorValue = datetime | date | int | str
@@ -46,13 +48,24 @@ def parse_duration(text: str | int | float) -> timedelta:
 
 
 def zone(name: str) -> tzinfo:
-    """The time zone called ``name`` (``UTC`` or an IANA name such as ``Europe/Paris``)."""
+    """The time zone called ``name`` (``UTC`` or an IANA name such as ``Europe/Paris``).
+
+    Raises ``ValueError`` saying what was expected, or, when this Python finds no time zone database
+    at all (Windows, slim Docker images without the ``tzdata`` package), that tzdata must be installed.
+    """
     if name.upper() == "UTC":
         return UTC
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"{name!r} is not a time zone name (expected UTC or e.g. Europe/Paris)") from None
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder of the database, e.g. "Europe"
+        if not available_timezones():
+            raise ValueError(
+                f"{name!r} cannot be looked up: this Python has no time zone database; "
+                "install the tzdata package (pip install -r requirements.txt)"
+            ) from None
+        raise ValueError(
+            f"{name!r} is not a time zone name (expected UTC or an IANA name such as Europe/Paris)"
+        ) from None
 
 
 def encode_cursor(value: CursorValue | None) -> str | None:

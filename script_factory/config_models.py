@@ -1,0 +1,383 @@
+"""The project.yml document as pydantic models: its keys, their rules and help texts, and its JSON Schema.
+
+The models describe the file as it is written; script_factory/config.py turns a validated document
+into the frozen specs the engine uses. Where the file and the engine have the same shape (retries,
+retention, aggregations, functions, e-mail), the spec is a pydantic dataclass used here directly,
+so its fields are written once. The scalar types (config_types.py) say what they expected in the
+operator's words; config_messages.py turns the rest of pydantic's errors into such lines.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Annotated, Any, Literal, get_args
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic.dataclasses import dataclass
+
+from script_factory.config_types import (
+    Bound,
+    ConnectionName,
+    Cron,
+    Description,
+    Duration,
+    EmailAddress,
+    Flag,
+    Identifier,
+    Moment,
+    Name,
+    PositiveInt,
+    ProjectName,
+    RelativeFile,
+    Seconds,
+    SqliteUrl,
+    Table,
+    TimeZone,
+    When,
+    expected,
+    problem,
+)
+from script_factory.settings import WAREHOUSE_CONNECTION
+
+DEFAULT_CHUNK_SIZE = 50_000
+
+
+class Strategy(StrEnum):
+    """How a table's rows are applied to the target (see script_factory/load_strategies.py)."""
+
+    APPEND = "append"
+    MERGE = "merge"
+    REPLACE = "replace"
+    DELETE_INSERT = "delete_insert"
+
+
+class Severity(StrEnum):
+    """error: a failing check fails the run (exit code 4); warn: it is only reported."""
+
+    ERROR = "error"
+    WARN = "warn"
+
+
+def _without_nulls(data: Any, fields: Mapping[str, Any]) -> Any:
+    """A key written with no value (``keys:``) means the key is absent: its default, or missing."""
+    if isinstance(data, dict):
+        return {k: v for k, v in data.items() if v is not None or k not in fields}
+    return data
+
+
+class _Document(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_absent(cls, data: Any) -> Any:
+        return _without_nulls(data, cls.model_fields)
+
+
+_SPEC = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True, config=_SPEC)
+class _Spec:
+    """A spec the engine uses that has the same shape in project.yml (a frozen dataclass, validated)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_absent(cls, data: Any) -> Any:
+        return _without_nulls(data, cls.__dataclass_fields__)
+
+
+@dataclass(frozen=True, config=_SPEC)
+class RetrySpec(_Spec):
+    """How often a task that hit a transient error (dropped connection, deadlock...) is tried."""
+
+    attempts: PositiveInt = Field(default=1, description="Tries in all, the first included (1: no retry).")
+    backoff_seconds: Seconds = Field(default=5.0, description="Pause before the 2nd try; doubled before each next one.")
+
+
+@dataclass(frozen=True, config=_SPEC)
+class RetentionSpec(_Spec):
+    """How long logs and CSV outputs of this project are kept (ETL_*_RETENTION_* variables override)."""
+
+    log_days: PositiveInt | None = Field(default=None, description="Delete logs older than this many days.")
+    log_runs: PositiveInt | None = Field(default=None, description="Keep the logs of this many most recent runs.")
+    output_days: PositiveInt | None = Field(default=None, description="Delete outputs older than this many days.")
+    output_runs: PositiveInt | None = Field(default=None, description="Keep the outputs of this many most recent runs.")
+
+
+@dataclass(frozen=True, config=_SPEC)
+class AggregationSpec(_Spec):
+    """A SQL file run on the warehouse after the loads, in one transaction."""
+
+    name: Name = Field(description="The task name (aggregate:<name>).")
+    file: RelativeFile = Field(description="The .sql file, below aggregations/ (e.g. sales_demo/daily_sales.sql).")
+
+
+@dataclass(frozen=True, config=_SPEC)
+class FunctionSpec(_Spec):
+    """A function of the project's ``script_worker.py`` with its keyword parameters."""
+
+    function: Identifier = Field(description="The function's name in script_worker.py; called as fn(ctx, **params).")
+    params: Mapping[str, Any] = Field(default_factory=dict, description="Keyword parameters of the function.")
+    name: Name | None = Field(default=None, description="The task name (default: the function's name).")
+
+    @property
+    def task_name(self) -> str:
+        return self.name or self.function
+
+
+@dataclass(frozen=True, config=_SPEC)
+class EmailSpec(_Spec):
+    """Who gets an e-mail after a run, and when (needs the ETL_SMTP_* variables)."""
+
+    to: tuple[EmailAddress, ...] = Field(min_length=1, description="The recipients' addresses.")
+    on: frozenset[When] = Field(default=frozenset({"failure"}), min_length=1, description="success and/or failure.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_absent(cls, data: Any) -> Any:
+        if isinstance(data, dict) and True in data:  # YAML 1.1 reads a bare `on:` key as the boolean true
+            data = {("on" if k is True else k): v for k, v in data.items()}
+        return _without_nulls(data, cls.__dataclass_fields__)
+
+
+class ConnectionDoc(_Document):
+    """A connection the project uses. Its URL, credentials included, comes from ETL_CONN_<NAME>."""
+
+    default: SqliteUrl | None = Field(
+        None, description="A sqlite:/// URL used when ETL_CONN_<NAME> is not set (no other scheme: credentials)."
+    )
+
+
+class IncrementalDoc(_Document):
+    """Where incremental (load type I) windows start, and the zone of naive source timestamps."""
+
+    initial_start: Moment = Field(
+        default=datetime(1900, 1, 1),
+        description="Start of the first incremental window, when a table has no watermark yet.",
+        json_schema_extra={"default": "1900-01-01"},
+    )
+    lookback: Duration = Field(
+        default=timedelta(0),
+        description="Re-read this much before the watermark for late rows: seconds, or 30m, 2h, 1d, 1w.",
+        json_schema_extra={"default": 0},
+    )
+    timezone: TimeZone = Field(default="UTC", description="UTC or an IANA name such as Europe/Paris.")
+
+
+class SourceDoc(BaseModel):
+    """Where a table's rows come from. Other keys are the connector's own options (S3, Salesforce...)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    connection: ConnectionName = Field(description="A connection declared under connections: (or the warehouse).")
+    query: RelativeFile | None = Field(None, description="A .sql file of the project, e.g. sql/customers.sql.")
+    table: Table | None = Field(None, description="A source table, instead of a query.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_absent(cls, data: Any) -> Any:
+        return _without_nulls(data, cls.model_fields)
+
+    @model_validator(mode="after")
+    def _query_or_table(self) -> SourceDoc:
+        if self.query and self.table:
+            raise expected("either query or table, not both")
+        return self
+
+
+class TableDoc(_Document):
+    """A table to load: its source, its target and how rows are applied."""
+
+    target: Table = Field(description="The target table: dim_customer or schema.dim_customer.")
+    source: SourceDoc
+    strategy: Strategy = Field(description="append | merge (on keys) | replace | delete_insert (by window).")
+    keys: tuple[Identifier, ...] = Field((), validate_default=True, description="Key columns; required for merge.")
+    cursor: Identifier | None = Field(
+        None, validate_default=True, description="The incremental column; required for append and delete_insert."
+    )
+    chunk_size: PositiveInt | None = Field(None, description="Rows per chunk for this table (default: the project's).")
+    target_connection: ConnectionName | None = Field(
+        None, description="Load into this connection (Snowflake, BigQuery...) instead of the warehouse."
+    )
+
+    @field_validator("keys")
+    @classmethod
+    def _merge_needs_keys(cls, keys: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        if info.data.get("strategy") is Strategy.MERGE and not keys:
+            raise expected("the key columns a merge matches on, e.g. keys: [customer_id]")
+        return keys
+
+    @field_validator("cursor")
+    @classmethod
+    def _window_needs_cursor(cls, cursor: str | None, info: ValidationInfo) -> str | None:
+        strategy = info.data.get("strategy")
+        if cursor is None and strategy is Strategy.APPEND:
+            raise expected(
+                "the cursor column an append loads after (without one, every run "
+                "would append every row again; use replace or merge)"
+            )
+        if cursor is None and strategy is Strategy.DELETE_INSERT:
+            raise expected("the cursor column whose window delete_insert replaces")
+        return cursor
+
+
+class _Check(_Document):
+    kind: str
+    name: Name | None = Field(None, description="The check's name in etl_dq_results (default: <kind>_<table>).")
+    table: Table | None = None
+    severity: Severity = Field(Severity.ERROR, description="error fails the run (exit code 4); warn only reports.")
+
+    @property
+    def check_name(self) -> str:
+        return self.name or (f"{self.kind}_{self.table.name}" if self.table else self.kind)
+
+
+class _TableCheck(_Check):
+    table: Table = Field(description="The warehouse table checked.")
+
+
+Columns = Annotated[tuple[Identifier, ...], Field(min_length=1, description="The columns checked.")]
+
+
+class NotNullCheck(_TableCheck):
+    """No NULL in any of the columns."""
+
+    kind: Literal["not_null"]
+    columns: Columns
+
+
+class UniqueCheck(_TableCheck):
+    """No two rows with the same values in the columns."""
+
+    kind: Literal["unique"]
+    columns: Columns
+
+
+class AcceptedValuesCheck(_TableCheck):
+    """Every value of the column is one of the values."""
+
+    kind: Literal["accepted_values"]
+    column: Identifier
+    values: tuple[Any, ...] = Field(min_length=1, description="The accepted values.")
+
+
+class RowCountCheck(_TableCheck):
+    """The table's row count is within min and max (either may be left out)."""
+
+    kind: Literal["row_count"]
+    min: Bound | None = None
+    max: Bound | None = None
+
+    @model_validator(mode="after")
+    def _a_bound(self) -> RowCountCheck:
+        if self.min is None and self.max is None:
+            raise expected("min, max or both")
+        return self
+
+
+class FreshnessCheck(_TableCheck):
+    """The newest value of the column is at most max_age old."""
+
+    kind: Literal["freshness"]
+    column: Identifier
+    max_age: Duration = Field(description="e.g. 2h or 1d.")
+
+
+class CustomSqlCheck(_Check):
+    """A query of the project that returns the failing rows."""
+
+    kind: Literal["custom_sql"]
+    file: RelativeFile = Field(description="A .sql file of the project, e.g. sql/check_orphans.sql.")
+
+
+_CHECK_MODELS = (NotNullCheck, UniqueCheck, AcceptedValuesCheck, RowCountCheck, FreshnessCheck, CustomSqlCheck)
+CheckDoc = Annotated[
+    NotNullCheck | UniqueCheck | AcceptedValuesCheck | RowCountCheck | FreshnessCheck | CustomSqlCheck,
+    Field(discriminator="kind"),
+]
+CHECK_KINDS: dict[str, set[str]] = {
+    get_args(m.model_fields["kind"].annotation)[0]: set(m.model_fields) - set(_Check.model_fields)
+    for m in _CHECK_MODELS
+}
+
+
+class OutputDoc(_Document):
+    """A CSV written to metadata/output/<project>/<name>_<YYYYmmdd_HHMMSS>.csv after the run."""
+
+    name: Name
+    query: RelativeFile = Field(description="A .sql file of the project, e.g. sql/output_daily_sales.sql.")
+    connection: ConnectionName | None = Field(None, description="The connection queried (default: the warehouse).")
+    delete_after_run: Flag = Field(False, description="true: reported (and e-mailed), then deleted.")
+    upload: ConnectionName | None = Field(None, description="Also upload the file to this connection (e.g. S3).")
+
+
+class NotifyDoc(_Document):
+    email: EmailSpec | None = None
+
+
+def _label(item: Any) -> str:
+    """The name under which an item of a section must be unique."""
+    if isinstance(item, TableDoc):
+        return str(item.target)
+    if isinstance(item, FunctionSpec):
+        return item.task_name
+    if isinstance(item, _Check):
+        return item.check_name
+    return str(item.name)
+
+
+class ProjectFile(_Document):
+    """customer_code/<project>/project.yml: one ETL project (see README.md, "Writing a project")."""
+
+    project: ProjectName = Field(description="The project's name; must equal its folder under customer_code/.")
+    description: Description = Field("", description="One line shown by script_runner.py --list.")
+    warehouse: Name = Field(WAREHOUSE_CONNECTION, description="The connection that holds the audit tables.")
+    connections: dict[Name, ConnectionDoc | None] = Field(
+        default_factory=dict,
+        description="Connection names; URLs and credentials come from ETL_CONN_<NAME>, never from this file.",
+        json_schema_extra={"additionalProperties": False},  # a name that does not match NAME is an error
+    )
+    incremental: IncrementalDoc = Field(default_factory=IncrementalDoc)
+    retries: RetrySpec = Field(default_factory=RetrySpec)
+    chunk_size: PositiveInt = Field(DEFAULT_CHUNK_SIZE, description="Rows per chunk when streaming.")
+    ddl: tuple[RelativeFile, ...] = Field((), description="Files under warehouse/, applied once each, in order.")
+    before_load: tuple[FunctionSpec, ...] = Field((), description="Functions of script_worker.py run before loads.")
+    tables: tuple[TableDoc, ...] = ()
+    after_load: tuple[FunctionSpec, ...] = Field((), description="Functions of script_worker.py run after loads.")
+    checks: tuple[CheckDoc, ...] = Field((), description="Data quality checks, run on the warehouse.")
+    aggregations: tuple[AggregationSpec, ...] = ()
+    outputs: tuple[OutputDoc, ...] = ()
+    notify: NotifyDoc = Field(default_factory=NotifyDoc)
+    retention: RetentionSpec = Field(default_factory=RetentionSpec)
+    schedule: Cron | None = Field(None, description='A cron expression such as "0 6 * * *", for dags/.')
+
+    @field_validator("tables", "before_load", "after_load", "checks", "aggregations", "outputs")
+    @classmethod
+    def _distinct_names(cls, items: tuple[Any, ...]) -> tuple[Any, ...]:
+        names = [_label(item) for item in items]
+        for name in dict.fromkeys(n for n in names if names.count(n) > 1):
+            raise problem(f"{name!r} appears twice; give each a distinct name")
+        return items
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of project.yml, for editors (customer_code/project.schema.json)."""
+    schema = ProjectFile.model_json_schema()
+    for definition in [schema, *schema.get("$defs", {}).values()]:
+        _nulls_allowed(definition)
+        definition["title"] = re.sub(r"(Doc|Spec)$", "", definition.get("title", ""))
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema, "title": "project.yml"}
+
+
+def _nulls_allowed(definition: dict[str, Any]) -> None:
+    """An optional key may be written with no value (see ``_without_nulls``): say so in the schema."""
+    required = set(definition.get("required", ()))
+    for key, prop in definition.get("properties", {}).items():
+        if key in required or {"type": "null"} in prop.get("anyOf", ()):
+            continue
+        notes = {k: prop.pop(k) for k in ("title", "description", "default", "examples") if k in prop}
+        definition["properties"][key] = {"anyOf": [prop, {"type": "null"}], **notes}
