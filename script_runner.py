@@ -12,7 +12,6 @@ Bad input stops here with one line on stderr and exit code 2; nothing has connec
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 from collections.abc import Sequence
 from datetime import datetime
@@ -23,11 +22,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # launchers call this 
 
 from script_factory.exit_codes import ExitCode
 from script_factory.request import LoadType, RunRequest, check_project_name
+from utilities import interrupts
 from utilities.dates import parse_iso_datetime
 from utilities.errors import ConfigError, LockedError
 from utilities.memory import limit_malloc_arenas
 
 PROG = "script_runner.py"
+INTERRUPTED_LINE = "interrupted; the audit row is closed as failed and open loads were rolled back"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -114,7 +115,7 @@ def _check_order(start: datetime, end: datetime) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (never raises for expected failures)."""
-    _terminate_gracefully()
+    interrupts.install()  # Ctrl-C and SIGTERM (a scheduler stopping the job) unwind the same way
     limit_malloc_arenas()
     try:
         request, args = parse_request(sys.argv[1:] if argv is None else argv)
@@ -146,6 +147,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_folders(paths.home, [paths.logs / request.project, paths.output / request.project, paths.locks])
         summary = run(plan, request, settings)
         print(summary_text(summary, settings.paths.home))
+        if summary.exit_code is ExitCode.INTERRUPTED:
+            print(f"{PROG}: {INTERRUPTED_LINE}", file=sys.stderr)
         return summary.exit_code
     except ConfigError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
@@ -153,11 +156,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LockedError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return ExitCode.LOCKED
-    except KeyboardInterrupt:
-        print(
-            f"{PROG}: interrupted; the audit row is closed as failed and open loads were rolled back", file=sys.stderr
-        )
-        return 130
+    except KeyboardInterrupt:  # outside the run's own handling (while assembling, or a second Ctrl-C)
+        print(f"{PROG}: interrupted; open loads were rolled back", file=sys.stderr)
+        return ExitCode.INTERRUPTED
 
 
 def _listing(settings: Any) -> str:
@@ -177,19 +178,6 @@ def _listing(settings: Any) -> str:
             source = table.source.query_file or table.source.table or dict(table.source.options)
             lines.append(f"  {table.target}  <- {table.source.connection}: {source}  ({table.strategy.value})")
     return "\n".join(lines) if lines else f"no projects in {settings.paths.projects}"
-
-
-def _terminate_gracefully() -> None:
-    """SIGTERM (a scheduler stopping the job) unwinds like Ctrl-C, so the audit row is closed."""
-    if hasattr(signal, "SIGTERM"):
-        try:
-            signal.signal(signal.SIGTERM, _raise_interrupt)
-        except ValueError:  # not the main thread (e.g. inside a test runner thread)
-            pass
-
-
-def _raise_interrupt(_signum: int, _frame: Any) -> None:
-    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

@@ -170,6 +170,13 @@ def _add_missing_columns(engine: Engine) -> None:
                     raise
 
 
+def prepare(engine: Engine, project: str) -> None:
+    """Before a run (under the project lock): the audit tables exist, and rows a dead run left
+    ``running`` are closed as failed."""
+    ensure_tables(engine)
+    close_orphans(engine, project)
+
+
 def open_run(engine: Engine, values: Mapping[str, Any]) -> int:
     """Insert the run's row as ``running``; returns its run_id."""
     with engine.begin() as conn:

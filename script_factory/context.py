@@ -1,8 +1,10 @@
 """The run context: what every step of one run shares (request, windows, connections, paths).
 
 Customer functions in ``script_worker.py`` receive it as their first argument; its public surface
-is ``request``, ``project``, ``paths``, ``environment``, ``window_for()``, ``connector()``,
-``engine()`` and ``logger``.
+is ``request``, ``project``, ``paths``, ``environment``, ``run_id``, ``now``, ``window_for()``,
+``connector()``, ``engine()`` and ``logger``. It is built complete (after the audit row is open) and
+frozen; the only thing that changes during a run is which connections are open, and that is the
+business of :class:`Connections`.
 """
 
 from __future__ import annotations
@@ -22,38 +24,32 @@ from utilities.errors import ConfigError, FatalError
 from utilities.secrets import Secret
 
 if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
     from connectors.base import Connector
     from connectors.sql import SqlConnector
 
 
-@dataclass
-class RunContext:
-    """Shared by the tasks of one run; the runner creates it and closes its connections."""
+class Connections:
+    """The run's connectors, each opened on first use and closed together at the end of the run."""
 
-    request: RunRequest
-    project: ProjectConfig
-    paths: Paths
-    environment: str
-    connection_urls: Mapping[str, Secret]
-    variables: Mapping[str, str]
-    windows: Mapping[str, Window]
-    now: datetime
-    run_window: Window | None = None
-    run_id: int | None = None
-    progress_interval: float = 10.0
-    logger: logging.Logger = field(default_factory=lambda: logging.getLogger("project"))
-    _connectors: dict[str, Connector] = field(default_factory=dict)
+    def __init__(self, urls: Mapping[str, Secret], home: Path, variables: Mapping[str, str], project: str) -> None:
+        self.urls = urls
+        self.home = home
+        self.variables = variables
+        self.project = project
+        self._open: dict[str, Connector] = {}
 
     def connector(self, name: str) -> Connector:
-        """The connector of connection ``name`` (opened once per run, closed by the runner)."""
-        if name not in self._connectors:
+        """The connector of connection ``name`` (opened once per run)."""
+        if name not in self._open:
             from connectors import open_connector
 
-            url = self.connection_urls.get(name)
+            url = self.urls.get(name)
             if url is None:
-                raise ConfigError(f"project {self.project.name}: connection {name!r} is not declared in project.yml")
-            self._connectors[name] = open_connector(name, url, self.paths.home, self.variables)
-        return self._connectors[name]
+                raise ConfigError(f"project {self.project}: connection {name!r} is not declared in project.yml")
+            self._open[name] = open_connector(name, url, self.home, self.variables)
+        return self._open[name]
 
     def sql_connector(self, name: str) -> SqlConnector:
         """The connector of ``name``, which must be a SQL database."""
@@ -64,11 +60,41 @@ class RunContext:
             raise FatalError(f"connection {name!r} is a {connector.kind}, not a SQL database")
         return connector
 
+    def close(self) -> None:
+        for connector in self._open.values():
+            connector.close()
+        self._open.clear()
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """Shared by the tasks of one run; the runner creates it and closes its connections."""
+
+    request: RunRequest
+    project: ProjectConfig
+    paths: Paths
+    environment: str
+    connections: Connections
+    windows: Mapping[str, Window]
+    run_window: Window
+    now: datetime
+    run_id: int | None = None
+    progress_interval: float = 10.0
+    logger: logging.Logger = field(default_factory=lambda: logging.getLogger("project"))
+
+    def connector(self, name: str) -> Connector:
+        """The connector of connection ``name`` (opened once per run, closed by the runner)."""
+        return self.connections.connector(name)
+
+    def sql_connector(self, name: str) -> SqlConnector:
+        """The connector of ``name``, which must be a SQL database."""
+        return self.connections.sql_connector(name)
+
     @property
     def warehouse(self) -> SqlConnector:
         return self.sql_connector(self.project.warehouse)
 
-    def engine(self, name: str) -> Any:
+    def engine(self, name: str) -> Engine:
         """The SQLAlchemy engine of SQL connection ``name`` (for customer functions)."""
         return self.sql_connector(name).engine
 
@@ -82,21 +108,13 @@ class RunContext:
 
     def bind_values(self, window: Window | None = None) -> dict[str, Any]:
         """The values SQL files may reference: ``:start_date``, ``:end_date``, ``:previous_max_date``,
-        ``:load_type``, ``:run_id``, ``:project``."""
-        values: dict[str, Any] = {
+        ``:load_type``, ``:run_id``, ``:project`` (the run's window unless ``window`` is given)."""
+        window = window or self.run_window
+        return {
             "load_type": self.request.load_type.value,
             "run_id": self.run_id,
             "project": self.project.name,
-            "start_date": self.request.start_date,
-            "end_date": self.request.end_date or self.now,
-            "previous_max_date": None,
+            "start_date": window.start,
+            "end_date": window.end,
+            "previous_max_date": window.previous_max,
         }
-        window = window or self.run_window
-        if window is not None:
-            values.update(start_date=window.start, end_date=window.end, previous_max_date=window.previous_max)
-        return values
-
-    def close(self) -> None:
-        for connector in self._connectors.values():
-            connector.close()
-        self._connectors.clear()

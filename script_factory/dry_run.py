@@ -11,11 +11,11 @@ from typing import Any
 
 from connectors import open_connector
 from script_factory import audit
-from script_factory.context import RunContext
+from script_factory.context import Connections, RunContext
 from script_factory.factory import Plan
 from script_factory.request import RunRequest
-from script_factory.runner import resolve_windows
 from script_factory.settings import Settings
+from script_factory.window import resolve_windows
 from utilities.dates import utc_now
 from utilities.secrets import Masker
 
@@ -24,17 +24,18 @@ def render(plan: Plan, request: RunRequest, settings: Settings) -> str:
     project = plan.project
     now = utc_now()
     engine, watermark_note = _read_only_engine(plan, settings)
-    windows, run_window = resolve_windows(plan, request, now, engine)
+    read = (lambda table: audit.previous_max(engine, project.name, table)) if engine is not None else None
+    windows, run_window = resolve_windows(project, request, now, read)
+    connections = Connections(plan.connection_urls, settings.paths.home, settings.variables, project.name)
     ctx = RunContext(
         request=request,
         project=project,
         paths=settings.paths,
         environment=settings.environment,
-        connection_urls=plan.connection_urls,
-        variables=settings.variables,
+        connections=connections,
         windows=windows,
-        now=now,
         run_window=run_window,
+        now=now,
     )
     mask = Masker()
     lines = [
@@ -53,7 +54,7 @@ def render(plan: Plan, request: RunRequest, settings: Settings) -> str:
             if task.preview is not None:
                 lines += ["   " + line for line in task.preview(ctx).splitlines()]
     finally:
-        ctx.close()
+        connections.close()
         if engine is not None:
             engine.dispose()
     return "\n".join(lines)

@@ -15,6 +15,7 @@ class ExitCode(IntEnum):
     BAD_CONFIG = 2  # bad arguments or config; nothing connected
     LOCKED = 3  # another live run of the same project holds the lock
     QUALITY_FAILED = 4  # a data-quality check of severity "error" failed
+    INTERRUPTED = 130  # Ctrl-C or SIGTERM: the audit row is closed as failed, open loads rolled back
 
 
 def exit_code_for(error: BaseException | None) -> ExitCode:

@@ -21,7 +21,7 @@ from typing import Any
 from connectors import connector_class, scheme_of
 from connectors.base import Connector
 from connectors.sql import SqlConnector
-from script_factory.config import FunctionSpec, ProjectConfig, load_project
+from script_factory.config import FunctionSpec, ProjectConfig, Strategy, TableSpec, load_project
 from script_factory.request import RunRequest
 from script_factory.settings import DEFAULT_WAREHOUSE_URL, Settings, connection_variable
 from script_factory.steps.checks import preview_checks, run_checks
@@ -30,7 +30,7 @@ from script_factory.steps.load import load_table, preview_load
 from script_factory.steps.migrations import DdlFile, apply_ddl, preview_ddl
 from script_factory.steps.output import preview_output, write_output
 from script_factory.steps.sql_script import preview_sql_script, run_sql_script
-from script_factory.task import Task
+from script_factory.task import StepResult, Task
 from script_factory.window import check_requested_start
 from utilities.dates import utc_now, zone
 from utilities.errors import ConfigError
@@ -79,109 +79,192 @@ def build_plan(request: RunRequest, settings: Settings) -> Plan:
         from script_factory.report import smtp_settings
 
         smtp_settings(settings)  # a missing ETL_SMTP_* variable fails now, not after the loads
-    warehouse_scheme = scheme_of(urls[project.warehouse].reveal())
-    warehouse_cls = connector_class(warehouse_scheme)
-    if not warehouse_cls.capabilities.write:
+    worker = _worker_module(project) if project.before_load or project.after_load else None
+    a = _Assembly(project, settings, urls, _warehouse_dialect(project, urls), worker)
+    tasks = (
+        *_ddl_tasks(a),
+        *_function_tasks(a, "before_load"),
+        *_load_tasks(a),
+        *_function_tasks(a, "after_load"),
+        *_check_tasks(a),
+        *_aggregation_tasks(a),
+        *_output_tasks(a),
+    )
+    return Plan(project=project, tasks=tasks, connection_urls=urls)
+
+
+@dataclass(frozen=True)
+class _Assembly:
+    """What every section's assembly needs: the project, where files are, the connections' URLs."""
+
+    project: ProjectConfig
+    settings: Settings
+    urls: Mapping[str, Secret]
+    dialect: str  # the warehouse's, for ``name.<dialect>.sql`` files
+    worker: ModuleType | None
+
+    @property
+    def where(self) -> Path:
+        return self.project.folder / "project.yml"
+
+    def connector(self, name: str) -> type[Connector]:
+        return connector_class(scheme_of(self.urls[name].reveal()))
+
+
+def make_task(
+    name: str,
+    kind: str,
+    step: Callable[..., StepResult],
+    preview: Callable[..., str] | None = None,
+    /,
+    *,
+    target_table: str | None = None,
+    **params: Any,
+) -> Task:
+    """A task binding ``params`` to ``step`` (and ``preview``), checked against their signatures now: a
+    parameter the step does not take, or one it needs and lacks, is a ConfigError, not a task failure."""
+    for func in (step, preview):
+        if func is None:
+            continue
+        try:
+            inspect.signature(func).bind(None, **params)
+        except TypeError as exc:
+            raise ConfigError(f"task {name}: {func.__module__}.{func.__qualname__}: {exc}") from None
+    return Task(
+        name,
+        kind,
+        partial(step, **params),
+        target_table=target_table,
+        preview=partial(preview, **params) if preview is not None else None,
+    )
+
+
+def _warehouse_dialect(project: ProjectConfig, urls: Mapping[str, Secret]) -> str:
+    """The warehouse's dialect name; ConfigError when the warehouse cannot hold the audit tables."""
+    scheme = scheme_of(urls[project.warehouse].reveal())
+    cls = connector_class(scheme)
+    if not cls.capabilities.write:
         raise ConfigError(
-            f"the warehouse connection {project.warehouse!r} ({warehouse_cls.kind}) cannot be a load target; "
+            f"the warehouse connection {project.warehouse!r} ({cls.kind}) cannot be a load target; "
             f"set ETL_CONN_{project.warehouse.upper()} to a PostgreSQL, SQLite or MariaDB URL"
         )
-    if not issubclass(warehouse_cls, SqlConnector):
+    if not issubclass(cls, SqlConnector):
         raise ConfigError(
-            f"the warehouse connection {project.warehouse!r} is a {warehouse_cls.kind}; the warehouse keeps the "
-            f"audit tables and must be a SQL database (PostgreSQL, SQLite, MariaDB); load into {warehouse_cls.kind} "
+            f"the warehouse connection {project.warehouse!r} is a {cls.kind}; the warehouse keeps the "
+            f"audit tables and must be a SQL database (PostgreSQL, SQLite, MariaDB); load into {cls.kind} "
             f"with target_connection: on a table instead"
         )
-    dialect = "postgresql" if warehouse_scheme == "postgres" else warehouse_scheme
-    folder = project.folder
-    worker = _worker_module(project) if project.before_load or project.after_load else None
-    tasks: list[Task] = []
-    if project.ddl:
-        files = tuple(
-            DdlFile(name, _read(project, settings.paths.warehouse_ddl, name, f"ddl ({name})", dialect))
-            for name in project.ddl
-        )
-        tasks.append(
-            Task("warehouse_ddl", "ddl", partial(apply_ddl, files=files), preview=partial(preview_ddl, files=files))
-        )
-    tasks += [_function_task(project, worker, spec, "before_load") for spec in project.before_load]
-    for table in project.tables:
-        source_cls = _connector_class(urls, table.source.connection)
+    return "postgresql" if scheme == "postgres" else scheme
+
+
+def _ddl_tasks(a: _Assembly) -> list[Task]:
+    if not a.project.ddl:
+        return []
+    files = tuple(
+        DdlFile(name, _read(a.project, a.settings.paths.warehouse_ddl, name, f"ddl ({name})", a.dialect))
+        for name in a.project.ddl
+    )
+    return [make_task("warehouse_ddl", "ddl", apply_ddl, preview_ddl, files=files)]
+
+
+def _load_tasks(a: _Assembly) -> list[Task]:
+    tasks = []
+    for table in a.project.tables:
         where = f"tables ({table.target}).source"
+        source_cls = a.connector(table.source.connection)
         if not source_cls.capabilities.read:
-            raise ConfigError(f"{folder / 'project.yml'}: {where}.connection: a {source_cls.kind} cannot be read from")
+            raise ConfigError(f"{a.where}: {where}.connection: a {source_cls.kind} cannot be read from")
         if source_cls.capabilities.sql and not (table.source.query_file or table.source.table):
-            raise ConfigError(f"{folder / 'project.yml'}: {where}: expected query (a .sql file) or table")
-        source_cls.validate_source(table.source.options, f"{folder / 'project.yml'}: {where}")
-        target_cls = _connector_class(urls, table.target_connection or project.warehouse)
-        if not target_cls.capabilities.write:
-            raise ConfigError(
-                f"{folder / 'project.yml'}: tables ({table.target}).target_connection: "
-                f"a {target_cls.kind} cannot be a load target"
-            )
-        sql = (
-            _read(project, folder, table.source.query_file, f"{where}.query", None) if table.source.query_file else None
-        )
-        bound = {"table": table, "sql": sql}
+            raise ConfigError(f"{a.where}: {where}: expected query (a .sql file) or table")
+        source_cls.validate_source(table.source.options, f"{a.where}: {where}")
+        _check_target(a, table)
+        query = table.source.query_file
+        sql = _read(a.project, a.project.folder, query, f"{where}.query", None) if query else None
         tasks.append(
-            Task(
+            make_task(
                 f"load:{table.target}",
                 "load",
-                partial(load_table, **bound),
+                load_table,
+                preview_load,
                 target_table=str(table.target),
-                preview=partial(preview_load, **bound),
+                table=table,
+                sql=sql,
             )
         )
-    tasks += [_function_task(project, worker, spec, "after_load") for spec in project.after_load]
-    if project.checks:
-        custom = {
-            c.name: _read(project, folder, c.options["file"], f"checks ({c.name}).file", None)
-            for c in project.checks
-            if c.kind == "custom_sql"
-        }
-        bound_checks = {"checks": project.checks, "custom_sql": custom}
-        tasks.append(
-            Task(
-                "quality_checks",
-                "check",
-                partial(run_checks, **bound_checks),
-                preview=partial(preview_checks, **bound_checks),
-            )
+    return tasks
+
+
+def _check_target(a: _Assembly, table: TableSpec) -> None:
+    """The table's target can be written, with the table's strategy (capabilities are the connector's)."""
+    name = table.target_connection or a.project.warehouse
+    target_cls = a.connector(name)
+    key = f"{a.where}: tables ({table.target}).{'target_connection' if table.target_connection else 'strategy'}"
+    if not target_cls.capabilities.write:
+        raise ConfigError(f"{key}: a {target_cls.kind} cannot be a load target")
+    if table.strategy is Strategy.MERGE and not target_cls.capabilities.merge:
+        raise ConfigError(
+            f"{key}: connection {name!r} ({target_cls.kind}) cannot merge; use append, replace or delete_insert"
         )
-    for agg in project.aggregations:
-        sql = _read(project, settings.paths.aggregations, agg.file, f"aggregations ({agg.name}).file", dialect)
-        bound_agg = {"connection": project.warehouse, "label": f"aggregation {agg.name}", "sql": sql}
+
+
+def _function_tasks(a: _Assembly, section: str) -> list[Task]:
+    specs = a.project.before_load if section == "before_load" else a.project.after_load
+    return [_function_task(a.project, a.worker, spec, section) for spec in specs]
+
+
+def _check_tasks(a: _Assembly) -> list[Task]:
+    if not a.project.checks:
+        return []
+    custom = {
+        c.name: _read(a.project, a.project.folder, c.options["file"], f"checks ({c.name}).file", None)
+        for c in a.project.checks
+        if c.kind == "custom_sql"
+    }
+    return [
+        make_task("quality_checks", "check", run_checks, preview_checks, checks=a.project.checks, custom_sql=custom)
+    ]
+
+
+def _aggregation_tasks(a: _Assembly) -> list[Task]:
+    tasks = []
+    for agg in a.project.aggregations:
+        sql = _read(a.project, a.settings.paths.aggregations, agg.file, f"aggregations ({agg.name}).file", a.dialect)
         tasks.append(
-            Task(
+            make_task(
                 f"aggregate:{agg.name}",
                 "aggregation",
-                partial(run_sql_script, **bound_agg),
-                preview=partial(preview_sql_script, **bound_agg),
+                run_sql_script,
+                preview_sql_script,
+                connection=a.project.warehouse,
+                label=f"aggregation {agg.name}",
+                sql=sql,
             )
         )
-    for out in project.outputs:
-        sql = _read(project, folder, out.query_file, f"outputs ({out.name}).query", None)
-        bound_out = {
-            "name": out.name,
-            "connection": out.connection,
-            "sql": sql,
-            "delete_after_run": out.delete_after_run,
-            "upload": out.upload,
-        }
-        if out.upload and not _connector_class(urls, out.upload).capabilities.upload:
+    return tasks
+
+
+def _output_tasks(a: _Assembly) -> list[Task]:
+    tasks = []
+    for out in a.project.outputs:
+        sql = _read(a.project, a.project.folder, out.query_file, f"outputs ({out.name}).query", None)
+        if out.upload and not a.connector(out.upload).capabilities.upload:
             raise ConfigError(
-                f"{folder / 'project.yml'}: outputs ({out.name}).upload: "
-                f"a {_connector_class(urls, out.upload).kind} cannot receive files"
+                f"{a.where}: outputs ({out.name}).upload: a {a.connector(out.upload).kind} cannot receive files"
             )
         tasks.append(
-            Task(
+            make_task(
                 f"output:{out.name}",
                 "output",
-                partial(write_output, **bound_out),
-                preview=partial(preview_output, **bound_out),
+                write_output,
+                preview_output,
+                name=out.name,
+                connection=out.connection,
+                sql=sql,
+                delete_after_run=out.delete_after_run,
+                upload=out.upload,
             )
         )
-    return Plan(project=project, tasks=tuple(tasks), connection_urls=urls)
+    return tasks
 
 
 def resolve_connections(project: ProjectConfig, settings: Settings) -> dict[str, Secret]:
@@ -202,10 +285,6 @@ def resolve_connections(project: ProjectConfig, settings: Settings) -> dict[str,
         connector_class(scheme_of(url.reveal()))  # an unknown scheme fails here, before anything connects
         urls[name] = url
     return urls
-
-
-def _connector_class(urls: Mapping[str, Secret], name: str) -> type[Connector]:
-    return connector_class(scheme_of(urls[name].reveal()))
 
 
 def _read(project: ProjectConfig, base: Path, relative: str, where: str, dialect: str | None) -> str:
@@ -250,6 +329,4 @@ def _function_task(project: ProjectConfig, worker: ModuleType | None, spec: Func
         inspect.signature(function).bind(None, **spec.params)
     except TypeError as exc:
         raise ConfigError(f"{where}.params: {exc}") from None
-    return Task(
-        f"{section}:{spec.task_name}", "function", partial(call_function, function=function, params=dict(spec.params))
-    )
+    return make_task(f"{section}:{spec.task_name}", "function", call_function, function=function, params=spec.params)

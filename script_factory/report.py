@@ -12,25 +12,29 @@ from utilities.secrets import Secret
 
 if TYPE_CHECKING:
     from script_factory.factory import Plan
-    from script_factory.runner import RunSummary
+    from script_factory.outcome import RunSummary
 
 
 def summary_text(summary: RunSummary, home: Path | None = None) -> str:
     """A few lines: status, tasks, rows, duration, the log and the outputs."""
+    outcome = summary.outcome
     ok = sum(1 for o in summary.outcomes if o.status == "success")
     failed = [o for o in summary.outcomes if o.status != "success"]
+    tasks = f"{ok} ok" + (f", {len(failed)} failed ({failed[0].task.name})" if failed else "")
     lines = [
         f"{summary.project}: {summary.status.upper()}  (run {summary.run_id or '-'}, load type {summary.load_type}, "
         f"exit code {int(summary.exit_code)})",
-        f"  tasks     {ok} ok" + (f", {len(failed)} failed ({failed[0].task.name})" if failed else ""),
-        f"  rows      {summary.rows:,} loaded" + (f", data up to {summary.data_max}" if summary.data_max else ""),
+        f"  tasks     {tasks}",
+        f"  rows      {outcome.rows:,} loaded" + (f", data up to {outcome.data_max}" if outcome.data_max else ""),
         f"  duration  {summary.seconds:.1f} s",
         f"  log       {_show(summary.log_file, home)}",
     ]
-    for path in summary.outputs:
+    for path in outcome.outputs:
         lines.append(f"  output    {_show(path, home)}" + ("" if path.exists() else " (deleted after the run)"))
-    if summary.error:
-        lines.append(f"  error     {summary.error}")
+    if outcome.error:
+        lines.append(f"  error     {outcome.error}")
+    if not summary.audit_closed:
+        lines.append(f"  audit     run {summary.run_id} could not be closed (warehouse unreachable); see the log")
     return "\n".join(lines)
 
 

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
+from typing import TYPE_CHECKING
 
-from script_factory.request import LoadType
-from utilities.dates import CursorValue, as_datetime
+from script_factory.request import LoadType, RunRequest
+from utilities.dates import CursorValue, as_datetime, extreme, zone
 from utilities.errors import ConfigError
+
+if TYPE_CHECKING:
+    from script_factory.config import ProjectConfig
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,41 @@ def resolve_window(
         raise ConfigError(f"the load window is empty: start {start} is not before end {end}")
     return Window(
         start=start, end=end, filtered=filtered, start_reason=reason, previous_max=previous_max, watermark=watermark
+    )
+
+
+def resolve_windows(
+    project: ProjectConfig,
+    request: RunRequest,
+    now: datetime,
+    watermark: Callable[[str], CursorValue | None] | None,
+) -> tuple[dict[str, Window], Window]:
+    """Each table's window (from its own watermark), and the run's window for the tasks that load no table
+    (the window of the table that starts earliest; the run's own window when there is no table).
+
+    ``watermark(table)`` reads a table's stored watermark; None means there is none to read (a dry run
+    before the first run).
+    """
+    windows = {
+        str(t.target): _window(project, request, watermark(str(t.target)) if watermark and t.cursor else None, now)
+        for t in project.tables
+    }
+    if not windows:
+        return windows, _window(project, request, None, now)
+    earliest = extreme([w.start for w in windows.values()], min)
+    return windows, next(w for w in windows.values() if w.start is earliest)
+
+
+def _window(project: ProjectConfig, request: RunRequest, previous: CursorValue | None, now: datetime) -> Window:
+    return resolve_window(
+        load_type=request.load_type,
+        requested_start=request.start_date,
+        requested_end=request.end_date,
+        previous_max=previous,
+        initial_start=project.initial_start,
+        lookback=project.lookback,
+        now=now,
+        source_zone=zone(project.timezone),
     )
 
 

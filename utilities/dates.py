@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta, tzinfo
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 # ISO 8601 as people type it: a date, optionally "T" or a space and a time, optionally Z or an offset.
@@ -112,3 +114,17 @@ def as_datetime(value: CursorValue) -> CursorValue:
 def utc_now() -> datetime:
     """The current time, aware, in UTC."""
     return datetime.now(UTC)
+
+
+def extreme(values: list[CursorValue], choose: Callable[..., Any]) -> CursorValue | None:
+    """``min``/``max`` of cursor values that may mix dates, datetimes and ISO text; None if empty."""
+    if not values:
+        return None
+    try:
+        return choose(values)
+    except TypeError:
+        try:
+            keyed = [(as_datetime(v), v) for v in values]
+            return choose(keyed, key=lambda pair: pair[0])[1]
+        except TypeError:
+            return values[0]
