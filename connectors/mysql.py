@@ -3,16 +3,18 @@ when the target takes Arrow (PostgreSQL), which reads at native speed in bounded
 
 from __future__ import annotations
 
+import errno
 import logging
 import re
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, ClassVar
 
 from connectors.base import ARROW, ArrowStream, Capabilities, ReadRequest, RowStream
+from connectors.driver_errors import Verdict, credential_variables, fatal, first_line, transient, translating
 from connectors.sql import SqlConnector
-from utilities.errors import FatalError, TransientError
 
 logger = logging.getLogger(__name__)
 
@@ -20,6 +22,95 @@ NEWDECIMAL, BIT = 246, 16  # MySQL protocol type codes
 INTEGER_TYPES = {1, 2, 3, 8, 9}  # TINY, SHORT, LONG, LONGLONG, INT24
 PIECE_ROWS = 100_000  # rows per key range on the Arrow path (the most connectorx may hold)
 _SAFE_TEXT = re.compile(r"^[A-Za-z0-9_ .:+\-]*$")
+
+# PyMySQL's errno (``exc.args[0]``) worth a retry; every other code is fatal. 2003 (cannot connect) is
+# transient as libpq's refused connection is: a restarting server or a network blip heals, and a wrong
+# host or port fails after the retries with the driver's words. 1040 (too many connections) is
+# transient: slots free up as other clients finish. 1053 and 1927 are the server shutting down and a
+# killed connection, PostgreSQL's 57P01. Statement time limits (1969 MariaDB, 3024 MySQL) and KILL
+# QUERY (1317) are fatal, as PostgreSQL's 57014 is: the same statement would be stopped again.
+TRANSIENT_ERRNOS = {
+    1205: "a lock wait timed out (innodb_lock_wait_timeout); a retry usually succeeds",
+    1213: "a deadlock with another transaction; a retry usually succeeds",
+    2006: "the server has gone away (restart, wait_timeout); retry when it is back",
+    2013: "the connection to the server was lost during the query",
+    2003: "the server could not be reached; check that it is running and reachable (host, port)",
+    1040: "the server has no free connection (max_connections); retry later",
+    1053: "the server is shutting down; retry when it is back",
+    1927: "the server killed the connection; retry when it is back",
+}
+FATAL_HINTS = {
+    1045: "check the user and password ({credentials})",
+    1044: "the user may not use this database; GRANT it or use another user",
+    1049: "check the database name in ETL_CONN_{NAME}",
+    1142: "the user lacks a privilege on a table of the query; GRANT it or use another user",
+    1146: "check the table and column names in the query",
+    1054: "check the table and column names in the query",
+    1064: "check the query's SQL",
+    1317: "the query was interrupted (KILL QUERY)",
+    1969: "the query ran past the server's max_statement_time; raise it or make the query cheaper",
+    3024: "the query ran past the server's max_execution_time; raise it or make the query cheaper",
+}
+# connectorx raises RuntimeError with the Rust mysql crate's text; see classify_connectorx.
+_CX_SERVER_ERROR = re.compile(r"\bERROR (\d{4,5}) \([0-9A-Z]{5}\): ")
+_CX_OS_ERROR = re.compile(r"\(os error (\d+)\)")
+# Network failures by operating-system error number (POSIX, and Windows' WSAE* codes).
+NETWORK_OS_ERRORS = {
+    errno.ECONNREFUSED,
+    errno.ECONNRESET,
+    errno.ECONNABORTED,
+    errno.ETIMEDOUT,
+    errno.EPIPE,
+    errno.EHOSTUNREACH,
+    errno.ENETUNREACH,
+    10053,
+    10054,
+    10060,
+    10061,
+    10065,
+}
+
+
+def verdict_for(code: int, text: str, name: str = "NAME") -> Verdict:
+    """The verdict for a MySQL server or client error number (see :data:`TRANSIENT_ERRNOS`)."""
+    if code in TRANSIENT_ERRNOS:
+        return transient(text, TRANSIENT_ERRNOS[code])
+    hint = FATAL_HINTS.get(code, "")
+    return fatal(text, hint.format(NAME=name.upper(), credentials=credential_variables(name)))
+
+
+def classify(orig: BaseException, name: str = "NAME") -> Verdict | None:
+    """The verdict for a PyMySQL error by its errno (``args[0]``), or None if it is not one."""
+    import pymysql
+
+    if not isinstance(orig, pymysql.err.MySQLError) or not orig.args or not isinstance(orig.args[0], int):
+        return None
+    code = orig.args[0]
+    message = first_line(str(orig.args[1])) if len(orig.args) > 1 else type(orig).__name__
+    return verdict_for(code, f"ERROR {code}: {message}" if code else message, name)
+
+
+def classify_connectorx(exc: BaseException, name: str = "NAME") -> Verdict | None:
+    """The verdict for a connectorx error, or None if it is not one.
+
+    connectorx exposes no error number: its errors are RuntimeErrors carrying the text of the Rust
+    mysql crate. The narrowest reliable rule reads the numbers in that text, never its words: a server
+    error, which the crate always prints as "ERROR 1205 (HY000): ...", is judged by its number as
+    PyMySQL's errno is; an operating-system error of a network failure ("... (os error 111)") is
+    transient; anything else is fatal. A Rust panic (a value connectorx cannot convert) is fatal.
+    """
+    text = first_line(str(exc))
+    if type(exc).__name__ == "PanicException":
+        return fatal(text, "connectorx cannot convert a value of this query; cast the column in a query: file")
+    if not isinstance(exc, RuntimeError | OSError | ValueError):
+        return None
+    server = _CX_SERVER_ERROR.search(text)
+    if server:
+        return verdict_for(int(server.group(1)), text, name)
+    system = _CX_OS_ERROR.search(text)
+    if system and int(system.group(1)) in NETWORK_OS_ERRORS:
+        return transient(text, "the network connection to the server failed; check that it is running and reachable")
+    return fatal(text)
 
 
 class MysqlConnector(SqlConnector):
@@ -42,6 +133,9 @@ class MysqlConnector(SqlConnector):
     def server_version(self, conn: Any) -> str:
         version = conn.exec_driver_sql("SELECT VERSION()").scalar()
         return f"{'MariaDB' if 'mariadb' in str(version).lower() else 'MySQL'} {version}"
+
+    def classify_driver_error(self, orig: BaseException) -> Verdict | None:
+        return classify(orig, self.name)
 
     def read(self, request: ReadRequest) -> RowStream:
         if ARROW in request.accept:
@@ -91,7 +185,7 @@ class MysqlConnector(SqlConnector):
         source = (
             stmt.columns().subquery("etl_describe") if isinstance(stmt, TextClause) else stmt.subquery("etl_describe")
         )
-        probe = select(literal_column("*")).select_from(source).limit(0)
+        probe: Any = select(literal_column("*")).select_from(source).limit(0)
         with self.translate_errors("describe the query"), self.read_connection() as conn:
             return list(conn.execute(probe, params).cursor.description)
 
@@ -153,23 +247,8 @@ class MysqlConnector(SqlConnector):
             if following is not None:
                 _, ranges, width = following
 
-    def _translate_connectorx(self, action: str) -> Any:
-        from contextlib import contextmanager
-
-        @contextmanager
-        def translate() -> Iterator[None]:
-            try:
-                yield
-            except BaseException as exc:
-                # connectorx reports some failures as a Rust panic (pyo3 PanicException, a BaseException).
-                if not isinstance(exc, (RuntimeError, OSError, ValueError)) and type(exc).__name__ != "PanicException":
-                    raise
-                text = f"{self.kind} connection {self.name!r} ({self.safe_url}): {action} failed: {exc}"
-                lowered = str(exc).lower()
-                transient = any(m in lowered for m in ("timed out", "refused", "lost connection", "reset", "gone away"))
-                raise (TransientError(text) if transient else FatalError(text)) from exc
-
-        return translate()
+    def _translate_connectorx(self, action: str) -> AbstractContextManager[None]:
+        return translating(self, action, lambda exc: classify_connectorx(exc, self.name))
 
 
 def _arrow_ready(description: list[tuple[Any, ...]], request: ReadRequest, connection: str) -> bool:

@@ -12,7 +12,8 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from connectors.base import Capabilities, Chunk, Connector, LoadPlan, LoadStats, ReadRequest, RowStream
-from utilities.errors import ConfigError, FatalError, TransientError
+from connectors.driver_errors import Verdict, classify_sqlalchemy, translating
+from utilities.errors import ConfigError, FatalError
 from utilities.sql_text import strip_comments
 
 if TYPE_CHECKING:
@@ -24,26 +25,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 READONLY = "etl_readonly"  # execution option for connections that only read (SQLite: deferred BEGIN)
-
-# Driver messages that mean "try again later" rather than "fix something".
-_TRANSIENT_MARKERS = (
-    "connection refused",
-    "could not connect",
-    "timeout",
-    "timed out",
-    "server closed the connection",
-    "connection reset",
-    "lost connection",
-    "gone away",
-    "deadlock",
-    "could not serialize",
-    "too many connections",
-    "database is locked",
-    "the database system is starting up",
-    "the database system is shutting down",
-    "terminating connection",
-    "can't connect to",
-)
 
 
 class SqlConnector(Connector):
@@ -124,32 +105,24 @@ class SqlConnector(Connector):
 
     @contextmanager
     def translate_errors(self, action: str) -> Iterator[None]:
-        """Turn driver and SQLAlchemy errors into TransientError or FatalError, keeping the cause."""
-        from sqlalchemy.exc import DBAPIError, SQLAlchemyError
-
-        try:
+        """Driver and SQLAlchemy errors -> TransientError or FatalError by the driver's error code (see
+        :meth:`classify_driver_error`), one line naming the connection and the action, cause kept."""
+        with translating(self, action, self.classify_error):
             yield
-        except (TransientError, FatalError, ConfigError):
-            raise
-        except DBAPIError as exc:
-            message = str(exc.orig) if exc.orig is not None else str(exc)
-            raise self._translated(action, message, exc.connection_invalidated) from exc
-        except SQLAlchemyError as exc:
-            raise FatalError(f"{self.kind} connection {self.name!r}: {action} failed: {_first_line(str(exc))}") from exc
-        except Exception as exc:
-            # Raw driver errors from the bulk paths (COPY, executemany) that SQLAlchemy did not wrap.
-            dbapi = self._engine.dialect.loaded_dbapi if self._engine is not None else None
-            if dbapi is not None and isinstance(exc, dbapi.Error):
-                raise self._translated(action, str(exc), False) from exc
-            raise
 
-    def _translated(self, action: str, message: str, invalidated: bool) -> TransientError | FatalError:
-        text = f"{self.kind} connection {self.name!r} ({self.safe_url}): {action} failed: {_first_line(message)}"
-        return TransientError(text) if invalidated or _is_transient(message) else FatalError(text)
+    def classify_error(self, exc: BaseException) -> Verdict | None:
+        """The verdict for ``exc`` raised through SQLAlchemy or, on the bulk paths, by the driver itself."""
+        dbapi = self._engine.dialect.loaded_dbapi if self._engine is not None else None
+        return classify_sqlalchemy(exc, self.classify_driver_error, getattr(dbapi, "Error", None))
+
+    def classify_driver_error(self, orig: BaseException) -> Verdict | None:
+        """The dialect's verdict for its driver's exception, by error code; None leaves it to the generic
+        rule (fatal, or transient when SQLAlchemy saw the connection drop). Dialects override this."""
+        return None
 
     # -- reading ------------------------------------------------------------------------------
 
-    def select_for(self, request: ReadRequest) -> tuple[Executable, dict[str, Any]]:
+    def select_for(self, request: ReadRequest) -> tuple[Any, dict[str, Any]]:
         """The statement and bind values that read ``request``: the query or table, windowed."""
         from sqlalchemy import bindparam, column, literal_column, select, table, text
 
@@ -164,10 +137,10 @@ class SqlConnector(Connector):
             source: Any = query.columns(column(request.cursor)).subquery("src")
         else:
             name = request.table
-            cols = [column(request.cursor)] if request.cursor else []
+            cols: list[Any] = [column(request.cursor)] if request.cursor else []
             source = table(name.name, *cols, schema=name.schema)
             params = {}
-        stmt = select(literal_column("*")).select_from(source)
+        stmt: Any = select(literal_column("*")).select_from(source)
         if request.filtered and request.cursor:
             cursor = source.c[request.cursor]
             stmt = stmt.where(cursor > bindparam("window_start", request.window_start))
@@ -299,13 +272,3 @@ class Tracker:
             stats.rows += len(chunk)
             self.progress.advance(len(chunk))
             yield chunk
-
-
-def _first_line(message: str) -> str:
-    line = message.strip().splitlines()[0] if message.strip() else "unknown error"
-    return line.strip()
-
-
-def _is_transient(message: str) -> bool:
-    lowered = message.lower()
-    return any(marker in lowered for marker in _TRANSIENT_MARKERS)
