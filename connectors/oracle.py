@@ -250,13 +250,6 @@ class OracleConnector(SqlConnector):
     kind: ClassVar[str] = "Oracle"
     driver: ClassVar[str | None] = "oracledb"
 
-    def sqlalchemy_url(self) -> Any:
-        url = super().sqlalchemy_url()
-        password = self.setting("PASSWORD")
-        if password and not url.password:
-            url = url.set(password=password)
-        return url
-
     @property
     def database_name(self) -> str:
         url = self.sqlalchemy_url()

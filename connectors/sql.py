@@ -7,7 +7,7 @@ differs: the URL normalisation, the bulk write path, the version query.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -40,7 +40,9 @@ class SqlConnector(Connector):
     # -- connection ---------------------------------------------------------------------------
 
     def sqlalchemy_url(self) -> Any:
-        """The SQLAlchemy URL object with this connector's driver (the password stays inside)."""
+        """The SQLAlchemy URL object with this connector's driver (the password stays inside). The URL's
+        own password wins; without one, ``ETL_CONN_<NAME>_PASSWORD`` supplies it (never shown: the URL
+        object masks it, and the settings' masker hides it in every log line)."""
         from sqlalchemy.engine import make_url
         from sqlalchemy.exc import ArgumentError
 
@@ -51,6 +53,9 @@ class SqlConnector(Connector):
         if self.driver:
             backend = url.get_backend_name()
             url = url.set(drivername=f"{'mysql' if backend == 'mariadb' else backend}+{self.driver}")
+        password = self.setting("PASSWORD")
+        if password and not url.password and url.get_backend_name() != "sqlite":
+            url = url.set(password=password)
         return url
 
     def engine_options(self) -> dict[str, Any]:
@@ -159,6 +164,11 @@ class SqlConnector(Connector):
         """Hook: adjust the read statement once connected (Oracle rewrites zoned timestamps to UTC)."""
         return stmt
 
+    def convert_rows(self, description: Sequence[Any], request: ReadRequest) -> Callable[[Chunk], Chunk] | None:
+        """Hook: a function that fixes each chunk of the driver's values, given the result's DB-API
+        ``description`` (MySQL: BIT, zero dates, TIME), or None when the values need nothing."""
+        return None
+
     def read(self, request: ReadRequest) -> RowStream:
         stmt, params = self.select_for(request)
         with self.translate_errors("open"):
@@ -169,6 +179,7 @@ class SqlConnector(Connector):
                 options = {"stream_results": True, "yield_per": request.chunk_size, READONLY: True}
                 result = conn.execution_options(**options).execute(stmt, params)
             columns = list(result.keys())
+            convert = self.convert_rows(result.cursor.description if result.cursor is not None else (), request)
         except BaseException:
             conn.close()
             raise
@@ -176,7 +187,8 @@ class SqlConnector(Connector):
         def chunks() -> Iterator[Chunk]:
             with self.translate_errors("read"):
                 for part in result.partitions(request.chunk_size):
-                    yield [tuple(row) for row in part]
+                    rows = [tuple(row) for row in part]
+                    yield convert(rows) if convert is not None else rows
 
         def close() -> None:
             result.close()

@@ -146,9 +146,6 @@ class SqlServerConnector(SqlConnector):
 
     def sqlalchemy_url(self) -> Any:
         url = super().sqlalchemy_url().set(drivername="mssql+pyodbc")
-        password = self.setting("PASSWORD")
-        if password and not url.password:
-            url = url.set(password=password)
         if "odbc_connect" not in url.query and "driver" not in url.query:
             url = url.update_query_dict({"driver": self.setting("ODBC_DRIVER", DEFAULT_ODBC_DRIVER)})
         return url
