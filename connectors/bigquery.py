@@ -36,7 +36,8 @@ from connectors.base import (
     RowStream,
     import_driver,
 )
-from utilities.errors import ConfigError, FatalError, TransientError
+from connectors.driver_errors import Verdict, fatal, transient, translating
+from utilities.errors import ConfigError, TransientError
 
 if TYPE_CHECKING:
     from connectors.target import LoadSession, LoadTarget
@@ -186,44 +187,37 @@ class BigQueryConnector(Connector):
     @contextmanager
     def translate_errors(self, action: str) -> Iterator[None]:
         """Driver errors -> TransientError (retry later) or FatalError (fix something), cause kept."""
-        try:
+        with translating(self, action, self._classify, place=f"project {self.target.project}"):
             yield
-        except (TransientError, FatalError, ConfigError):
-            raise
-        except Exception as exc:
-            translated = self._translate(exc, action)
-            if translated is None:
-                raise
-            raise translated from exc
 
-    def _translate(self, exc: Exception, action: str) -> Exception | None:
+    def _classify(self, exc: BaseException) -> Verdict | None:
+        """The verdict for a client error by its HTTP status and BigQuery's reason code, or None."""
         import requests
         from google.api_core import exceptions as api
         from google.auth import exceptions as auth
 
-        where = f"{self.kind} connection {self.name!r} (project {self.target.project})"
         if isinstance(exc, api.RetryError):
             cause = exc.cause if exc.cause is not None else exc
-            return TransientError(f"{where}: {action} failed after retrying for {self.timeout:.0f} s: {_text(cause)}")
+            return Verdict(TransientError, _text(cause), outcome=f"failed after retrying for {self.timeout:.0f} s")
         if isinstance(exc, api.GoogleAPICallError):
             reason = _reason(exc)
-            text = f"{where}: {action} failed: {exc.code} {_text(exc)}" + (f" ({reason})" if reason else "")
-            transient = isinstance(exc, api.ServerError | api.TooManyRequests) or reason in TRANSIENT_REASONS
-            if transient:
-                return TransientError(text)
-            return FatalError(text + _hint(exc))
+            text = f"{exc.code} {_text(exc)}" + (f" ({reason})" if reason else "")
+            if isinstance(exc, api.ServerError | api.TooManyRequests) or reason in TRANSIENT_REASONS:
+                return transient(text)
+            return fatal(text, _hint(exc))
         if isinstance(exc, auth.DefaultCredentialsError):
-            return FatalError(
-                f"{where}: no credentials found; set ETL_CONN_{self.name.upper()}_CREDENTIALS_FILE "
-                f"(a service-account key file) or GOOGLE_APPLICATION_CREDENTIALS"
+            return fatal(
+                "no credentials found",
+                f"set ETL_CONN_{self.name.upper()}_CREDENTIALS_FILE (a service-account key file) "
+                f"or GOOGLE_APPLICATION_CREDENTIALS",
             )
         if isinstance(exc, auth.RefreshError):
-            text = f"{where}: {action} failed: the credentials were refused: {_text(exc)}"
-            return TransientError(text) if getattr(exc, "retryable", False) else FatalError(text)
+            text = f"the credentials were refused: {_text(exc)}"
+            return transient(text) if getattr(exc, "retryable", False) else fatal(text)
         if isinstance(exc, auth.TransportError | requests.ConnectionError | requests.Timeout):
-            return TransientError(f"{where}: {action} failed: the server could not be reached: {_text(exc)}")
+            return transient(f"the server could not be reached: {_text(exc)}")
         if isinstance(exc, concurrent.futures.TimeoutError):
-            return TransientError(f"{where}: {action} timed out")
+            return Verdict(TransientError, f"no answer within {self.timeout:.0f} s", outcome="timed out")
         return None
 
     # -- reading ------------------------------------------------------------------------------
@@ -320,9 +314,9 @@ def _hint(exc: Any) -> str:
     from google.api_core import exceptions as api
 
     if isinstance(exc, api.Unauthorized | api.Forbidden):
-        return "; check the credentials and the account's BigQuery roles"
+        return "check the credentials and the account's BigQuery roles"
     if isinstance(exc, api.NotFound):
-        return "; check the project, dataset and table names"
+        return "check the project, dataset and table names"
     if isinstance(exc, api.BadRequest):
-        return "; check the query"
+        return "check the query"
     return ""

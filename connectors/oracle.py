@@ -7,14 +7,13 @@ TIMESTAMP WITH (LOCAL) TIME ZONE -> aware datetime in UTC, CLOB/NCLOB -> str, BL
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from connectors.base import Capabilities, import_driver
-from connectors.driver_errors import Verdict, fatal, first_lines, transient, translating
+from connectors.driver_errors import Verdict, credential_variables, fatal, first_lines, transient
 from connectors.sql import SqlConnector
 
 if TYPE_CHECKING:
@@ -207,7 +206,7 @@ def utc_select(stmt: Executable, columns: list[tuple[str, bool]], normalize: Cal
     source = as_subquery(stmt, "src_utc")
     items = []
     for name, zoned in columns:
-        ref = column(quoted_name(name, quote=True))
+        ref: Any = column(quoted_name(name, quote=True))
         expr = func.from_tz(func.sys_extract_utc(ref), literal_column("'+00:00'")) if zoned else ref
         items.append(expr.label(normalize(name)))
     return select(*items).select_from(source)
@@ -251,13 +250,6 @@ class OracleConnector(SqlConnector):
     kind: ClassVar[str] = "Oracle"
     driver: ClassVar[str | None] = "oracledb"
 
-    def sqlalchemy_url(self) -> Any:
-        url = super().sqlalchemy_url()
-        password = self.setting("PASSWORD")
-        if password and not url.password:
-            url = url.set(password=password)
-        return url
-
     @property
     def database_name(self) -> str:
         url = self.sqlalchemy_url()
@@ -282,11 +274,8 @@ class OracleConnector(SqlConnector):
         event.listen(engine, "before_cursor_execute", _size_fetches)
         event.listen(engine, "do_setinputsizes", _keep_fractional_seconds)
 
-    @contextmanager
-    def translate_errors(self, action: str) -> Iterator[None]:
-        variable = f"ETL_CONN_{self.name.upper()} / ETL_CONN_{self.name.upper()}_PASSWORD"
-        with super().translate_errors(action), translating(self, action, lambda e: classify(e, variable)):
-            yield
+    def classify_driver_error(self, orig: BaseException) -> Verdict | None:
+        return classify(orig, credential_variables(self.name))
 
     def prepare_read(self, conn: Connection, stmt: Executable, params: Mapping[str, Any]) -> Executable:
         """Rewrite TIMESTAMP WITH (LOCAL) TIME ZONE columns to UTC on the server (thin mode drops offsets)."""

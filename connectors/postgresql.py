@@ -20,6 +20,7 @@ from connectors.base import (
     RowStream,
 )
 from connectors.copy_writer import queued_writes
+from connectors.driver_errors import Verdict, credential_variables, fatal, first_line, transient
 from connectors.sql import SqlConnector
 
 if TYPE_CHECKING:
@@ -31,6 +32,55 @@ PROGRESS_EVERY = 16_384  # COPY blocks (rows) between progress updates on the pa
 WRITE_BYTES = 1 << 18  # COPY bytes gathered before one write to the target
 CSV_SLICE_ROWS = 8192  # Arrow rows formatted as CSV at a time (about 1 MB of lineitem)
 QUEUED_SLICES = 4  # formatted slices waiting for the writer thread, at most
+
+# SQLSTATEs worth a retry (besides class 08, connection exceptions); every other code is fatal,
+# 57014 (statement timeout or pg_cancel_backend) included: the same statement would be canceled again.
+TRANSIENT_SQLSTATES = {
+    "40001": "a concurrent transaction conflicted (serialization failure); a retry usually succeeds",
+    "40P01": "a deadlock with another transaction; a retry usually succeeds",
+    "53300": "the server has no free connection slot (max_connections); retry later",
+    "57P01": "the server ended the session (shutdown or pg_terminate_backend); retry when it is back",
+    "57P02": "the server is restarting after a crash; retry when it is back",
+    "57P03": "the server is starting up or shutting down; retry when it accepts connections",
+}
+CONNECTION_HINT = "the connection failed or was lost; check that the server is running and reachable"
+FATAL_HINTS = {
+    "57014": "the statement was canceled (statement_timeout or pg_cancel_backend); raise the timeout "
+    "for this user or make the query cheaper",
+    "3D000": "check the database name in ETL_CONN_{NAME}",
+    "28000": "check the user and password ({credentials})",
+    "28P01": "check the user and password ({credentials})",
+    "42501": "the user lacks a privilege on an object of the query; GRANT it or use another user",
+    "42P01": "check the table and column names (and schema) in the query",
+    "42703": "check the table and column names (and schema) in the query",
+    "3F000": "check the table and column names (and schema) in the query",
+    "42601": "check the query's SQL",
+}
+
+
+def classify(orig: BaseException, name: str = "NAME") -> Verdict | None:
+    """The verdict for a psycopg error by its SQLSTATE (``orig.sqlstate``), or None if it is not one.
+
+    Retried: class 08 and :data:`TRANSIENT_SQLSTATES`; anything else with a code is fatal. libpq gives
+    no code when it cannot connect or loses the connection (refused, timed out, closed unexpectedly),
+    so an OperationalError without one is transient; this includes a server refusing the login itself
+    (wrong password, unknown database), which is retried before the run fails with the server's words.
+    The server's language does not matter: only codes are read.
+    """
+    import psycopg
+
+    if not isinstance(orig, psycopg.Error):
+        return None
+    text = first_line(str(orig))
+    state = orig.sqlstate
+    if state is None:
+        return transient(text) if isinstance(orig, psycopg.OperationalError) else None
+    if state.startswith("08"):
+        return transient(text, CONNECTION_HINT)
+    if state in TRANSIENT_SQLSTATES:
+        return transient(text, TRANSIENT_SQLSTATES[state])
+    hint = FATAL_HINTS.get(state, "")
+    return fatal(text, hint.format(NAME=name.upper(), credentials=credential_variables(name)))
 
 
 class PgCopyStream(RowStream):
@@ -76,6 +126,9 @@ class PostgresConnector(SqlConnector):
         version = conn.exec_driver_sql("SHOW server_version").scalar()
         return f"PostgreSQL {version}"
 
+    def classify_driver_error(self, orig: BaseException) -> Verdict | None:
+        return classify(orig, self.name)
+
     # -- reading ------------------------------------------------------------------------------
 
     def read(self, request: ReadRequest) -> RowStream:
@@ -94,7 +147,8 @@ class PostgresConnector(SqlConnector):
             raw = self.engine.raw_connection()
         try:
             with self.translate_errors("describe the query"):
-                cursor = raw.driver_connection.cursor()
+                driver: Any = raw.driver_connection
+                cursor = driver.cursor()
                 cursor.execute(f"SELECT * FROM ({sql}) AS etl_describe LIMIT 0", values)
                 columns = [d.name for d in cursor.description]
                 oids = [d.type_code for d in cursor.description]

@@ -21,7 +21,7 @@ import io
 import json
 import logging
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date
@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 
 from connectors.base import Capabilities, Chunk, Connector, ReadRequest, Row, RowStream, import_driver
 from connectors.csv_files import csv_rows
+from connectors.driver_errors import Verdict, fatal, transient, translating
 from connectors.s3_source import (
     META_COLUMNS,
     S3Location,
@@ -43,7 +44,7 @@ from connectors.s3_source import (
     select_objects,
     source_plan,
 )
-from utilities.errors import ConfigError, FatalError, TransientError
+from utilities.errors import ConfigError, FatalError
 from utilities.secrets import Secret
 
 logger = logging.getLogger(__name__)
@@ -160,31 +161,33 @@ class S3Connector(Connector):
     def translate_errors(self, action: str, key: str | None = None) -> Iterator[None]:
         """Turn botocore errors into TransientError or FatalError that name the connection and what to check."""
         self.driver()
+        with translating(self, action, self._classify, place=self.location.uri(key) if key else None):
+            yield
+
+    def _classify(self, exc: BaseException) -> Verdict | None:
+        """The verdict for a boto3 error by S3's error code and HTTP status, or None if it is not one."""
         from boto3.exceptions import S3UploadFailedError
         from botocore.exceptions import BotoCoreError, ClientError
 
-        try:
-            yield
-        except (TransientError, FatalError, ConfigError):
-            raise
-        except S3UploadFailedError as exc:
+        if isinstance(exc, S3UploadFailedError):
             cause = exc.__context__
             if isinstance(cause, ClientError):
-                raise self._client_error(cause, action, key) from exc
-            raise FatalError(self._message(action, key, str(exc), "check the bucket and the credentials")) from exc
-        except ClientError as exc:
-            raise self._client_error(exc, action, key) from exc
-        except BotoCoreError as exc:
-            raise self._botocore_error(exc, action, key) from exc
+                return self._client_error(cause)
+            return fatal(_first_line(str(exc)), "check the bucket and the credentials")
+        if isinstance(exc, ClientError):
+            return self._client_error(exc)
+        if isinstance(exc, BotoCoreError):
+            return self._botocore_error(exc)
+        return None
 
-    def _client_error(self, exc: Any, action: str, key: str | None) -> FatalError | TransientError:
+    def _client_error(self, exc: Any) -> Verdict:
         error = exc.response.get("Error", {})
         code = str(error.get("Code", "Unknown"))
         status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
         detail = f"{code}: {str(error.get('Message') or 'no message').rstrip('.')}"
         var = f"ETL_CONN_{self.name.upper()}"
         if code in _TRANSIENT_CODES or status >= 500:
-            return TransientError(self._message(action, key, detail, "the service is busy or failing; it is retried"))
+            return transient(detail, "the service is busy or failing; it is retried")
         if code in _CREDENTIAL_CODES:
             hint = f"check the credentials: {var}_ACCESS_KEY_ID and {var}_SECRET_ACCESS_KEY (or AWS_ACCESS_KEY_ID...)"
         elif code in {"NoSuchBucket", "InvalidBucketName"}:
@@ -197,26 +200,20 @@ class S3Connector(Connector):
             hint = f"the bucket is in another region: set ?region=... in {var}"
         else:
             hint = f"check {var} and the bucket's settings"
-        return FatalError(self._message(action, key, detail, hint))
+        return fatal(detail, hint)
 
-    def _botocore_error(self, exc: Exception, action: str, key: str | None) -> FatalError | TransientError:
+    def _botocore_error(self, exc: Exception) -> Verdict:
         from botocore import exceptions as bx
 
         detail = _first_line(str(exc))
         if isinstance(exc, bx.SSLError):
-            return FatalError(self._message(action, key, detail, "check the endpoint's TLS certificate"))
+            return fatal(detail, "check the endpoint's TLS certificate")
         if isinstance(exc, (bx.ConnectionError, bx.HTTPClientError, bx.IncompleteReadError)):
-            hint = "check that the endpoint is reachable from here (endpoint_url, network, proxy)"
-            return TransientError(self._message(action, key, detail, hint))
+            return transient(detail, "check that the endpoint is reachable from here (endpoint_url, network, proxy)")
         if isinstance(exc, (bx.NoCredentialsError, bx.PartialCredentialsError, bx.ProfileNotFound)):
             var = f"ETL_CONN_{self.name.upper()}"
-            hint = f"no usable credentials: set {var}_ACCESS_KEY_ID and {var}_SECRET_ACCESS_KEY"
-            return FatalError(self._message(action, key, detail, hint))
-        return FatalError(self._message(action, key, detail, f"check ETL_CONN_{self.name.upper()}"))
-
-    def _message(self, action: str, key: str | None, detail: str, hint: str) -> str:
-        where = self.location.uri(key) if key else self.safe_url
-        return f"S3 connection {self.name!r} ({where}): {action} failed: {detail}; {hint}"
+            return fatal(detail, f"no usable credentials: set {var}_ACCESS_KEY_ID and {var}_SECRET_ACCESS_KEY")
+        return fatal(detail, f"check ETL_CONN_{self.name.upper()}")
 
     # -- the source ---------------------------------------------------------------------------
 
@@ -308,7 +305,7 @@ class S3Connector(Connector):
         plan: SourcePlan,
         request: ReadRequest,
         keep: Callable[[Row], bool] | None,
-    ) -> Iterator[Chunk]:
+    ) -> Generator[Chunk, None, None]:
         size = request.chunk_size
         pending: Chunk = []
         for index, obj in enumerate(objects):

@@ -32,6 +32,7 @@ from typing import Any, ClassVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from connectors.base import Capabilities, Chunk, Connector, ReadRequest, Row, RowStream, import_driver
+from connectors.driver_errors import Verdict, fatal, transient, translating
 from connectors.salesforce_soql import (
     COMPOUND_TYPES,
     CURSOR_TYPES,
@@ -43,7 +44,7 @@ from connectors.salesforce_soql import (
     json_converter,
     parse_source,
 )
-from utilities.errors import ConfigError, FatalError, TransientError
+from utilities.errors import ConfigError, FatalError
 
 logger = logging.getLogger(__name__)
 
@@ -229,53 +230,54 @@ class SalesforceConnector(Connector):
     @contextmanager
     def translate_errors(self, action: str) -> Iterator[None]:
         """simple-salesforce and requests errors -> TransientError or FatalError, keeping the cause."""
-        driver = self.driver()
+        self.driver()
+        with translating(self, action, self._classify):
+            yield
+
+    def _classify(self, exc: BaseException) -> Verdict | None:
+        """The verdict for a simple-salesforce or requests error by its HTTP status and Salesforce's
+        error code, or None if it is not one."""
         from xml.parsers.expat import ExpatError
 
         import requests
 
-        errors = driver.exceptions
-        where = f"{self.kind} connection {self.name!r} ({self.safe_url}): {action} failed"
+        errors = self.driver().exceptions
         prefix = f"ETL_CONN_{self.name.upper()}"
-        try:
-            yield
-        except (TransientError, FatalError, ConfigError):
-            raise
-        except errors.SalesforceAuthenticationFailed as exc:
-            raise FatalError(
-                f"{where}: authentication failed ({exc.code}: {_short(exc.auth_message)}); check the user in the "
-                f"URL and {prefix}_PASSWORD / {prefix}_SECURITY_TOKEN (or {prefix}_CONSUMER_KEY / _CONSUMER_SECRET)"
-            ) from exc
-        except errors.SalesforceError as exc:
-            raise self._http_error(where, prefix, exc) from exc
-        except errors.SalesforceOperationError as exc:
-            raise FatalError(f"{where}: the Bulk API job did not complete: {_short(str(exc))}") from exc
-        except ExpatError as exc:
-            raise FatalError(f"{where}: the answer is not the XML Salesforce sends ({exc}); check the host") from exc
-        except requests.exceptions.SSLError as exc:
-            raise FatalError(
-                f"{where}: TLS verification failed ({type(exc).__name__}); check the host, or {prefix}_CA_BUNDLE"
-            ) from exc
-        except (requests.ConnectionError, requests.Timeout) as exc:
-            raise TransientError(f"{where}: {type(exc).__name__}: the server is unreachable or timed out") from exc
-        except requests.RequestException as exc:
-            raise FatalError(f"{where}: {type(exc).__name__}: {_short(str(exc))}") from exc
+        if isinstance(exc, errors.SalesforceAuthenticationFailed):
+            return fatal(
+                f"authentication failed ({exc.code}: {_short(exc.auth_message)})",
+                f"check the user in the URL and {prefix}_PASSWORD / {prefix}_SECURITY_TOKEN "
+                f"(or {prefix}_CONSUMER_KEY / _CONSUMER_SECRET)",
+            )
+        if isinstance(exc, errors.SalesforceError):
+            return self._http_error(prefix, exc)
+        if isinstance(exc, errors.SalesforceOperationError):
+            return fatal(f"the Bulk API job did not complete: {_short(str(exc))}")
+        if isinstance(exc, ExpatError):
+            return fatal(f"the answer is not the XML Salesforce sends ({exc})", "check the host")
+        if isinstance(exc, requests.exceptions.SSLError):
+            return fatal(f"TLS verification failed ({type(exc).__name__})", f"check the host, or {prefix}_CA_BUNDLE")
+        if isinstance(exc, requests.ConnectionError | requests.Timeout):
+            return transient(f"{type(exc).__name__}: the server is unreachable or timed out")
+        if isinstance(exc, requests.RequestException):
+            return fatal(f"{type(exc).__name__}: {_short(str(exc))}")
+        return None
 
-    def _http_error(self, where: str, prefix: str, exc: Any) -> Exception:
+    def _http_error(self, prefix: str, exc: Any) -> Verdict:
         code, message = _error_detail(exc.content)
         detail = f"HTTP {exc.status} {code}: {message}" if code else f"HTTP {exc.status}: {message}"
         if exc.status == 401:
-            return FatalError(
-                f"{where}: authentication failed - the session is invalid or expired ({detail}); renew "
-                f"{prefix}_ACCESS_TOKEN or check {prefix}_PASSWORD / {prefix}_SECURITY_TOKEN"
+            return fatal(
+                f"authentication failed - the session is invalid or expired ({detail})",
+                f"renew {prefix}_ACCESS_TOKEN or check {prefix}_PASSWORD / {prefix}_SECURITY_TOKEN",
             )
         if code in TRANSIENT_CODES or exc.status in (429, 503) or exc.status >= 500:
-            return TransientError(f"{where}: {detail}; retry later")
+            return transient(detail, "retry later")
         if exc.status == 403:
-            return FatalError(f"{where}: refused ({detail}); check the user's permissions and API access")
+            return fatal(f"refused ({detail})", "check the user's permissions and API access")
         if exc.status == 404:
-            return FatalError(f"{where}: not found ({detail}); check the object name and the API version")
-        return FatalError(f"{where}: {detail}; check object:, fields: and where: in project.yml")
+            return fatal(f"not found ({detail})", "check the object name and the API version")
+        return fatal(detail, "check object:, fields: and where: in project.yml")
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -426,12 +428,18 @@ def _adapter_class() -> type:
             self._timeout = timeout
             self._verify = verify
 
-        def send(self, request: Any, **kwargs: Any) -> Any:
-            if kwargs.get("timeout") is None:
-                kwargs["timeout"] = self._timeout
-            if self._verify:
-                kwargs["verify"] = self._verify
-            return super().send(request, **kwargs)
+        def send(
+            self,
+            request: Any,
+            stream: bool = False,
+            timeout: float | tuple[float | None, float | None] | None = None,
+            verify: bool | str = True,
+            cert: str | tuple[str, str] | None = None,
+            proxies: dict[str, str] | None = None,
+        ) -> Any:
+            timeout = self._timeout if timeout is None else timeout
+            verify = self._verify or verify
+            return super().send(request, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies)
 
     return TimeoutAdapter
 

@@ -31,6 +31,7 @@ from connectors.base import (
     RowStream,
     import_driver,
 )
+from connectors.driver_errors import Verdict, fatal, render, transient, translating
 from utilities.errors import ConfigError, EtlError, FatalError, TransientError
 from utilities.secrets import Masker, Secret
 from utilities.sql_text import strip_comments
@@ -221,14 +222,12 @@ class SnowflakeConnector(Connector):
     @contextmanager
     def translate_errors(self, action: str) -> Iterator[None]:
         """Turn driver and network errors into TransientError or FatalError, keeping the cause."""
-        try:
+
+        def mask(text: str) -> str:  # the URL is parsed only when an error needs it
+            return self._masker(text)
+
+        with translating(self, action, lambda exc: classify(exc, self.name), mask=mask):
             yield
-        except EtlError:
-            raise
-        except Exception as exc:
-            if not _is_driver_error(exc) and not isinstance(exc, OSError):
-                raise
-            raise translate_error(exc, self.name, self.safe_url, action, self._masker) from exc
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -243,9 +242,9 @@ class SnowflakeConnector(Connector):
             source: Any = query.columns(column(request.cursor)).subquery("src")
         else:
             name = request.table
-            cols = [column(request.cursor)] if request.cursor else []
+            cols: list[Any] = [column(request.cursor)] if request.cursor else []
             source = table(name.name, *cols, schema=name.schema)
-        stmt = select(literal_column("*")).select_from(source)
+        stmt: Any = select(literal_column("*")).select_from(source)
         if request.filtered and request.cursor:
             cursor = source.c[request.cursor]
             stmt = stmt.where(cursor > bindparam("window_start", request.window_start))
@@ -337,29 +336,38 @@ def sql_dialect() -> Any:
 
 
 def translate_error(exc: BaseException, name: str, safe_url: str, action: str, masker: Masker) -> EtlError:
-    """The runner's error for a driver or network error: TransientError when retrying can help
-    (network, timeouts, HTTP 5xx/429, an expired session), FatalError otherwise (bad credentials,
-    a missing object, bad SQL), with a message naming the connection and what to check."""
+    """The runner's error for a driver or network error (see :func:`classify`), with a message naming
+    the connection and what to check."""
+    verdict = classify(exc, name) or fatal(_first_line(str(exc)))
+    return verdict.error(render("Snowflake", name, safe_url, action, verdict, masker))
+
+
+def classify(exc: BaseException, name: str) -> Verdict | None:
+    """The verdict for a driver or network error: transient when retrying can help (network, timeouts,
+    HTTP 5xx/429, an expired session), fatal otherwise (bad credentials, a missing object, bad SQL);
+    None for anything else (a bug is not a driver error)."""
+    if not _is_driver_error(exc) and not isinstance(exc, OSError):
+        return None
     errno = _errno(exc)
     sqlstate = getattr(exc, "sqlstate", None)
     classes = {c.__name__ for c in type(exc).__mro__}
-    message = masker(_first_line(str(exc)))
-    where = f"Snowflake connection {name!r} ({safe_url}): {action} failed: {message}"
+    message = _first_line(str(exc))
     variable = f"ETL_CONN_{name.upper()}"
     if sqlstate == "28000" or errno in AUTH_ERRNOS:
-        return FatalError(
-            f"{where}; check the user and password ({variable} or {variable}_PASSWORD) "
-            f"or the key pair ({variable}_PRIVATE_KEY_FILE)"
+        return fatal(
+            message,
+            f"check the user and password ({variable} or {variable}_PASSWORD) "
+            f"or the key pair ({variable}_PRIVATE_KEY_FILE)",
         )
     if errno in SESSION_ERRNOS:
-        return TransientError(f"{where}; the session expired, a new login should succeed")
+        return transient(message, "the session expired, a new login should succeed")
     if classes & FATAL_CLASSES:
-        return FatalError(f"{where}; check the account name and network policy in {variable}")
+        return fatal(message, f"check the account name and network policy in {variable}")
     if classes & TRANSIENT_CLASSES or isinstance(exc, OSError) or _retryable_http(errno):
-        return TransientError(where)
+        return transient(message)
     if any(marker in message.lower() for marker in TRANSIENT_MARKERS):
-        return TransientError(where)
-    return FatalError(where)
+        return transient(message)
+    return fatal(message)
 
 
 def _is_driver_error(exc: BaseException) -> bool:

@@ -7,13 +7,14 @@ differs: the URL normalisation, the bulk write path, the version query.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from connectors.base import Capabilities, Chunk, Connector, LoadStats, ReadRequest, RowStream
+from connectors.driver_errors import Verdict, classify_sqlalchemy, translating
 from connectors.target import LoadSession, LoadTarget, Tracker
-from utilities.errors import ConfigError, FatalError, TransientError
+from utilities.errors import ConfigError, FatalError
 from utilities.sql_text import strip_comments
 
 if TYPE_CHECKING:
@@ -25,26 +26,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 READONLY = "etl_readonly"  # execution option for connections that only read (SQLite: deferred BEGIN)
-
-# Driver messages that mean "try again later" rather than "fix something".
-_TRANSIENT_MARKERS = (
-    "connection refused",
-    "could not connect",
-    "timeout",
-    "timed out",
-    "server closed the connection",
-    "connection reset",
-    "lost connection",
-    "gone away",
-    "deadlock",
-    "could not serialize",
-    "too many connections",
-    "database is locked",
-    "the database system is starting up",
-    "the database system is shutting down",
-    "terminating connection",
-    "can't connect to",
-)
 
 
 class SqlConnector(Connector):
@@ -63,7 +44,9 @@ class SqlConnector(Connector):
     # -- connection ---------------------------------------------------------------------------
 
     def sqlalchemy_url(self) -> Any:
-        """The SQLAlchemy URL object with this connector's driver (the password stays inside)."""
+        """The SQLAlchemy URL object with this connector's driver (the password stays inside). The URL's
+        own password wins; without one, ``ETL_CONN_<NAME>_PASSWORD`` supplies it (never shown: the URL
+        object masks it, and the settings' masker hides it in every log line)."""
         from sqlalchemy.engine import make_url
         from sqlalchemy.exc import ArgumentError
 
@@ -74,6 +57,9 @@ class SqlConnector(Connector):
         if self.driver:
             backend = url.get_backend_name()
             url = url.set(drivername=f"{'mysql' if backend == 'mariadb' else backend}+{self.driver}")
+        password = self.setting("PASSWORD")
+        if password and not url.password and url.get_backend_name() != "sqlite":
+            url = url.set(password=password)
         return url
 
     def engine_options(self) -> dict[str, Any]:
@@ -128,32 +114,24 @@ class SqlConnector(Connector):
 
     @contextmanager
     def translate_errors(self, action: str) -> Iterator[None]:
-        """Turn driver and SQLAlchemy errors into TransientError or FatalError, keeping the cause."""
-        from sqlalchemy.exc import DBAPIError, SQLAlchemyError
-
-        try:
+        """Driver and SQLAlchemy errors -> TransientError or FatalError by the driver's error code (see
+        :meth:`classify_driver_error`), one line naming the connection and the action, cause kept."""
+        with translating(self, action, self.classify_error):
             yield
-        except (TransientError, FatalError, ConfigError):
-            raise
-        except DBAPIError as exc:
-            message = str(exc.orig) if exc.orig is not None else str(exc)
-            raise self._translated(action, message, exc.connection_invalidated) from exc
-        except SQLAlchemyError as exc:
-            raise FatalError(f"{self.kind} connection {self.name!r}: {action} failed: {_first_line(str(exc))}") from exc
-        except Exception as exc:
-            # Raw driver errors from the bulk paths (COPY, executemany) that SQLAlchemy did not wrap.
-            dbapi = self._engine.dialect.loaded_dbapi if self._engine is not None else None
-            if dbapi is not None and isinstance(exc, dbapi.Error):
-                raise self._translated(action, str(exc), False) from exc
-            raise
 
-    def _translated(self, action: str, message: str, invalidated: bool) -> TransientError | FatalError:
-        text = f"{self.kind} connection {self.name!r} ({self.safe_url}): {action} failed: {_first_line(message)}"
-        return TransientError(text) if invalidated or _is_transient(message) else FatalError(text)
+    def classify_error(self, exc: BaseException) -> Verdict | None:
+        """The verdict for ``exc`` raised through SQLAlchemy or, on the bulk paths, by the driver itself."""
+        dbapi = self._engine.dialect.loaded_dbapi if self._engine is not None else None
+        return classify_sqlalchemy(exc, self.classify_driver_error, getattr(dbapi, "Error", None))
+
+    def classify_driver_error(self, orig: BaseException) -> Verdict | None:
+        """The dialect's verdict for its driver's exception, by error code; None leaves it to the generic
+        rule (fatal, or transient when SQLAlchemy saw the connection drop). Dialects override this."""
+        return None
 
     # -- reading ------------------------------------------------------------------------------
 
-    def select_for(self, request: ReadRequest) -> tuple[Executable, dict[str, Any]]:
+    def select_for(self, request: ReadRequest) -> tuple[Any, dict[str, Any]]:
         """The statement and bind values that read ``request``: the query or table, windowed."""
         from sqlalchemy import bindparam, column, literal_column, select, table, text
 
@@ -168,10 +146,10 @@ class SqlConnector(Connector):
             source: Any = query.columns(column(request.cursor)).subquery("src")
         else:
             name = request.table
-            cols = [column(request.cursor)] if request.cursor else []
+            cols: list[Any] = [column(request.cursor)] if request.cursor else []
             source = table(name.name, *cols, schema=name.schema)
             params = {}
-        stmt = select(literal_column("*")).select_from(source)
+        stmt: Any = select(literal_column("*")).select_from(source)
         if request.filtered and request.cursor:
             cursor = source.c[request.cursor]
             stmt = stmt.where(cursor > bindparam("window_start", request.window_start))
@@ -190,6 +168,11 @@ class SqlConnector(Connector):
         """Hook: adjust the read statement once connected (Oracle rewrites zoned timestamps to UTC)."""
         return stmt
 
+    def convert_rows(self, description: Sequence[Any], request: ReadRequest) -> Callable[[Chunk], Chunk] | None:
+        """Hook: a function that fixes each chunk of the driver's values, given the result's DB-API
+        ``description`` (MySQL: BIT, zero dates, TIME), or None when the values need nothing."""
+        return None
+
     def read(self, request: ReadRequest) -> RowStream:
         stmt, params = self.select_for(request)
         with self.translate_errors("open"):
@@ -200,6 +183,7 @@ class SqlConnector(Connector):
                 options = {"stream_results": True, "yield_per": request.chunk_size, READONLY: True}
                 result = conn.execution_options(**options).execute(stmt, params)
             columns = list(result.keys())
+            convert = self.convert_rows(result.cursor.description if result.cursor is not None else (), request)
         except BaseException:
             conn.close()
             raise
@@ -207,7 +191,8 @@ class SqlConnector(Connector):
         def chunks() -> Iterator[Chunk]:
             with self.translate_errors("read"):
                 for part in result.partitions(request.chunk_size):
-                    yield [tuple(row) for row in part]
+                    rows = [tuple(row) for row in part]
+                    yield convert(rows) if convert is not None else rows
 
         def close() -> None:
             result.close()
@@ -299,13 +284,3 @@ class SqlConnector(Connector):
                 conn.exec_driver_sql(self.DROP_STAGE.format(conn.dialect.identifier_preparer.format_table(stage)))
         except SQLAlchemyError:
             conn.invalidate()
-
-
-def _first_line(message: str) -> str:
-    line = message.strip().splitlines()[0] if message.strip() else "unknown error"
-    return line.strip()
-
-
-def _is_transient(message: str) -> bool:
-    lowered = message.lower()
-    return any(marker in lowered for marker in _TRANSIENT_MARKERS)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from connectors.base import Capabilities, Chunk, ReadRequest, RowStream
+from connectors.driver_errors import Verdict, fatal, first_line, transient
 from connectors.sql import READONLY, SqlConnector
 from utilities.errors import ConfigError
 
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine, Table
 
 BUSY_TIMEOUT_MS = 60_000
+# Primary result codes (``sqlite_errorcode & 0xFF``; the extended codes add detail in the upper bits).
+SQLITE_BUSY, SQLITE_LOCKED, SQLITE_CANTOPEN = 5, 6, 14
 
 # Explicit adapters (the implicit ones are deprecated from Python 3.12): ISO text, space separator,
 # the same text the sqlite3 module has always written, so stored values keep comparing correctly.
@@ -29,6 +32,21 @@ sqlite3.register_adapter(datetime, lambda v: v.isoformat(" "))
 sqlite3.register_adapter(date, lambda v: v.isoformat())
 sqlite3.register_adapter(time, lambda v: v.isoformat())
 sqlite3.register_adapter(Decimal, str)
+
+
+def classify(orig: BaseException) -> Verdict | None:
+    """The verdict for a sqlite3 error by its result code (``sqlite_errorcode``, Python 3.11+): a
+    database that is locked or busy (another connection writes) is transient; everything else is
+    fatal. None when ``orig`` is not a sqlite3 error, or carries no code."""
+    code = getattr(orig, "sqlite_errorcode", None) if isinstance(orig, sqlite3.Error) else None
+    if code is None:
+        return None
+    text = first_line(str(orig))
+    if code & 0xFF in (SQLITE_BUSY, SQLITE_LOCKED):
+        return transient(text, f"another connection held the database lock for over {BUSY_TIMEOUT_MS // 1000} s")
+    if code & 0xFF == SQLITE_CANTOPEN:
+        return fatal(text, "check the file's path and that its folder is writable")
+    return fatal(text)
 
 
 class SqliteConnector(SqlConnector):
@@ -92,6 +110,9 @@ class SqliteConnector(SqlConnector):
 
     def server_version(self, conn: Connection) -> str:
         return f"SQLite {sqlite3.sqlite_version}"
+
+    def classify_driver_error(self, orig: BaseException) -> Verdict | None:
+        return classify(orig)
 
     def bulk_write(self, conn: Connection, table: Table, columns: Sequence[str], chunks: Iterator[Chunk]) -> None:
         """``executemany`` of a positional INSERT, values adapted by the sqlite3 module."""

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import re
 import struct
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from connectors.base import Capabilities, import_driver
-from connectors.driver_errors import Verdict, fatal, first_lines, transient, translating
+from connectors.driver_errors import Verdict, credential_variables, fatal, first_lines, transient
 from connectors.sql import SqlConnector
 from utilities.errors import FatalError
 
@@ -147,9 +146,6 @@ class SqlServerConnector(SqlConnector):
 
     def sqlalchemy_url(self) -> Any:
         url = super().sqlalchemy_url().set(drivername="mssql+pyodbc")
-        password = self.setting("PASSWORD")
-        if password and not url.password:
-            url = url.set(password=password)
         if "odbc_connect" not in url.query and "driver" not in url.query:
             url = url.update_query_dict({"driver": self.setting("ODBC_DRIVER", DEFAULT_ODBC_DRIVER)})
         return url
@@ -190,11 +186,8 @@ class SqlServerConnector(SqlConnector):
 
         event.listen(engine, "connect", _add_converters)
 
-    @contextmanager
-    def translate_errors(self, action: str) -> Iterator[None]:
-        variable = f"ETL_CONN_{self.name.upper()} / ETL_CONN_{self.name.upper()}_PASSWORD"
-        with super().translate_errors(action), translating(self, action, lambda e: classify(e, variable)):
-            yield
+    def classify_driver_error(self, orig: BaseException) -> Verdict | None:
+        return classify(orig, credential_variables(self.name))
 
     def server_version(self, conn: Connection) -> str:
         version = str(conn.exec_driver_sql("SELECT @@VERSION").scalar() or "")

@@ -7,11 +7,12 @@ from collections.abc import Iterable
 
 MASK = "***"
 
-# user:password@ in any URL, and key=value / "key": "value" pairs whose key names a secret.
+# user:password@ in any URL, and key=value / "key": "value" pairs whose key names a secret, except
+# MySQL's "(using password: YES)" / "(using password: NO)", which says whether a password was sent.
 _URL_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s]*:)(?P<secret>[^@\s]+)(?P<tail>@)")
 _KEY_VALUE = re.compile(
     r"(?P<head>\b[\w\-]*(?:password|passwd|pwd|secret|token|api[_\-]?key|access[_\-]?key)[\w\-]*"
-    r"[\"']?\s*[=:]\s*[\"']?)(?P<secret>[^\s\"'&;,)]+)",
+    r"[\"']?\s*[=:]\s*[\"']?)(?!(?:YES|NO)\))(?P<secret>[^\s\"'&;,)]+)",
     re.IGNORECASE,
 )
 

@@ -52,6 +52,8 @@ def test_masker_hides_known_values_url_passwords_and_key_values() -> None:
     text = mask("token s3cr3t-token; postgresql://etl:p%40ss@db:5432/x; mysql password=abc123 api_key: zz99zz")
     assert "s3cr3t-token" not in text and "p%40ss" not in text and "abc123" not in text and "zz99zz" not in text
     assert "postgresql://etl:***@db:5432/x" in text
+    denied = "Access denied for user 'etl'@'10.0.0.1' (using password: NO); password: NO-secret"
+    assert mask(denied) == "Access denied for user 'etl'@'10.0.0.1' (using password: NO); password: ***"
 
 
 def test_secret_values_come_from_secret_names_and_url_passwords() -> None:
