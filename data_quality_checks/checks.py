@@ -6,11 +6,11 @@ the dialect and values are bound. A check passes when it counts zero failing row
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
 
-from script_factory.config import CheckSpec
 from utilities.dates import as_datetime
 from utilities.errors import FatalError
 
@@ -30,40 +30,42 @@ class CheckOutcome:
 
 def evaluate(
     conn: Connection,
-    check: CheckSpec,
+    kind: str,
+    opts: Mapping[str, Any],
     table: Table | None,
     *,
+    name: str,
     custom_sql: str | None,
     now: datetime,
     source_zone: tzinfo,
 ) -> CheckOutcome:
-    """Run ``check`` against ``table`` (reflected by the caller) and count what fails."""
+    """Run the check ``name`` of ``kind`` with its options ``opts`` against ``table`` (reflected by the
+    caller) and count what fails. Plain values in, so the checks know nothing of the engine's config."""
     from sqlalchemy import func, or_, select, text
 
-    opts = check.options
-    if check.kind == "custom_sql":
+    if kind == "custom_sql":
         assert custom_sql is not None
         query = select(func.count()).select_from(text(custom_sql.strip().rstrip(";")).columns().subquery("failing"))
         failing = conn.execute(query).scalar_one()
         return CheckOutcome(failing, f"{failing} row(s) returned by {opts['file']}")
     assert table is not None
-    if check.kind == "not_null":
+    if kind == "not_null":
         cols = [_column(table, c) for c in opts["columns"]]
         failing = conn.execute(
             select(func.count()).select_from(table).where(or_(*[c.is_(None) for c in cols]))
         ).scalar_one()
         return CheckOutcome(failing, f"{failing} row(s) with NULL in {', '.join(opts['columns'])}")
-    if check.kind == "unique":
+    if kind == "unique":
         cols = [_column(table, c) for c in opts["columns"]]
         groups = select(func.count().label("n")).select_from(table).group_by(*cols).having(func.count() > 1).subquery()
         failing = conn.execute(select(func.coalesce(func.sum(groups.c.n - 1), 0))).scalar_one()
         return CheckOutcome(int(failing), f"{failing} duplicate row(s) on {', '.join(opts['columns'])}")
-    if check.kind == "accepted_values":
+    if kind == "accepted_values":
         col = _column(table, opts["column"])
         query = select(func.count()).select_from(table).where(col.is_not(None), col.not_in(list(opts["values"])))
         failing = conn.execute(query).scalar_one()
         return CheckOutcome(failing, f"{failing} row(s) with {opts['column']} outside {list(opts['values'])}")
-    if check.kind == "row_count":
+    if kind == "row_count":
         count = conn.execute(select(func.count()).select_from(table)).scalar_one()
         low, high = opts["min"], opts["max"]
         bad = (low is not None and count < low) or (high is not None and count > high)
@@ -72,10 +74,10 @@ def evaluate(
             f"{count} row(s); expected between {low if low is not None else '-'} "
             f"and {high if high is not None else '-'}",
         )
-    if check.kind == "freshness":
+    if kind == "freshness":
         newest = conn.execute(select(func.max(_column(table, opts["column"])))).scalar_one()
         return _freshness(newest, opts["max_age"], now, source_zone, opts["column"])
-    raise FatalError(f"check {check.name}: unknown kind {check.kind!r}")
+    raise FatalError(f"check {name}: unknown kind {kind!r}")
 
 
 def _column(table: Table, name: str) -> Any:

@@ -24,8 +24,10 @@ def run_checks(ctx: RunContext, *, checks: tuple[CheckSpec, ...], custom_sql: Ma
             table = target.reflect(conn, check.table) if check.table is not None else None
             outcome = evaluate(
                 conn,
-                check,
+                check.kind,
+                check.options,
                 table,
+                name=check.name,
                 custom_sql=custom_sql.get(check.name),
                 now=ctx.now,
                 source_zone=zone(ctx.project.timezone),
