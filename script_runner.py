@@ -148,7 +148,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         summary = run(plan, request, settings)
         print(summary_text(summary, settings.paths.home))
         if summary.exit_code is ExitCode.INTERRUPTED:
-            print(f"{PROG}: {INTERRUPTED_LINE}", file=sys.stderr)
+            said = (
+                INTERRUPTED_LINE
+                if summary.run_id is not None
+                else "interrupted before the run began; nothing was written"
+            )
+            print(f"{PROG}: {said}", file=sys.stderr)
         return summary.exit_code
     except ConfigError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
@@ -157,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return ExitCode.LOCKED
     except KeyboardInterrupt:  # outside the run's own handling (while assembling, or a second Ctrl-C)
-        print(f"{PROG}: interrupted; open loads were rolled back", file=sys.stderr)
+        print(f"{PROG}: interrupted; nothing was left half-written (open loads are rolled back)", file=sys.stderr)
         return ExitCode.INTERRUPTED
 
 

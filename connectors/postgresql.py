@@ -21,7 +21,7 @@ from connectors.base import (
 )
 from connectors.copy_writer import queued_writes
 from connectors.driver_errors import Verdict, credential_variables, fatal, first_line, transient
-from connectors.sql import SqlConnector
+from connectors.sql import SqlConnector, dbapi_connection
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Table
@@ -247,8 +247,8 @@ class PostgresConnector(SqlConnector):
         options = pacsv.WriteOptions(include_header=False)
         index = [c.lower() for c in stream.columns].index(cursor.lower()) if cursor else None
         stats = LoadStats(path="Arrow -> COPY (csv)")
-        cursor, copy_cm = self._copy_in(conn, table, columns, "csv")
-        with cursor, copy_cm as copy, queued_writes(copy.write, depth=QUEUED_SLICES) as write:
+        copy_cursor, copy_cm = self._copy_in(conn, table, columns, "csv")
+        with copy_cursor, copy_cm as copy, queued_writes(copy.write, depth=QUEUED_SLICES) as write:
             for batch in stream.batches():
                 for offset in range(0, batch.num_rows, CSV_SLICE_ROWS):
                     buffer = io.BytesIO()
@@ -267,7 +267,7 @@ class PostgresConnector(SqlConnector):
         preparer = conn.dialect.identifier_preparer
         column_list = ", ".join(preparer.quote(c) for c in columns)
         options = "" if fmt == "text" else f" (FORMAT {fmt})"
-        cursor = conn.connection.dbapi_connection.cursor()
+        cursor = dbapi_connection(conn).cursor()
         return cursor, cursor.copy(f"COPY {preparer.format_table(table)} ({column_list}) FROM STDIN{options}")
 
     def _type_oids(self, conn: Connection, table: Table, columns: Sequence[str]) -> list[int]:

@@ -22,7 +22,7 @@ import json
 import logging
 import tempfile
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, time
@@ -327,7 +327,7 @@ def _parse_binary(value: Any) -> bytes:
 
 
 #: by the data type's first word (TIMESTAMP_NTZ -> TIMESTAMP)
-_PARSERS = {
+_PARSERS: dict[str, Callable[[Any], Any]] = {
     "TIMESTAMP": _parse_timestamp,
     "DATE": _parse_date,
     "TIME": _parse_time,

@@ -284,3 +284,10 @@ class SqlConnector(Connector):
                 conn.exec_driver_sql(self.DROP_STAGE.format(conn.dialect.identifier_preparer.format_table(stage)))
         except SQLAlchemyError:
             conn.invalidate()
+
+
+def dbapi_connection(conn: Connection) -> Any:
+    """The driver's own connection under ``conn`` (for COPY and executemany), inside its transaction."""
+    raw = conn.connection.dbapi_connection
+    assert raw is not None, "an open SQLAlchemy connection has a driver connection"
+    return raw

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from connectors.base import Capabilities, Chunk, ReadRequest, RowStream
 from connectors.driver_errors import Verdict, fatal, first_line, transient
-from connectors.sql import READONLY, SqlConnector
+from connectors.sql import READONLY, SqlConnector, dbapi_connection
 from utilities.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -120,7 +120,7 @@ class SqliteConnector(SqlConnector):
         column_list = ", ".join(preparer.quote(c) for c in columns)
         marks = ", ".join("?" for _ in columns)
         sql = f"INSERT INTO {preparer.format_table(table)} ({column_list}) VALUES ({marks})"
-        cursor = conn.connection.dbapi_connection.cursor()
+        cursor = dbapi_connection(conn).cursor()
         try:
             for chunk in chunks:
                 if chunk:

@@ -180,8 +180,7 @@ def prepare(engine: Engine, project: str) -> None:
 def open_run(engine: Engine, values: Mapping[str, Any]) -> int:
     """Insert the run's row as ``running``; returns its run_id."""
     with engine.begin() as conn:
-        result = conn.execute(insert(etl_runs).values(status=RUNNING, **values))
-        return int(result.inserted_primary_key[0])
+        return _new_id(conn.execute(insert(etl_runs).values(status=RUNNING, **values)))
 
 
 def close_run(engine: Engine, run_id: int, values: Mapping[str, Any]) -> None:
@@ -191,8 +190,7 @@ def close_run(engine: Engine, run_id: int, values: Mapping[str, Any]) -> None:
 
 def start_task(engine: Engine, values: Mapping[str, Any]) -> int:
     with engine.begin() as conn:
-        result = conn.execute(insert(etl_task_runs).values(status=RUNNING, **values))
-        return int(result.inserted_primary_key[0])
+        return _new_id(conn.execute(insert(etl_task_runs).values(status=RUNNING, **values)))
 
 
 def finish_task(engine: Engine, task_run_id: int, values: Mapping[str, Any]) -> None:
@@ -268,3 +266,10 @@ def as_utc(value: datetime | None) -> datetime | None:
         return value
 
     return value.replace(tzinfo=UTC)
+
+
+def _new_id(result: Any) -> int:
+    """The primary key an INSERT just generated."""
+    key = result.inserted_primary_key
+    assert key is not None, "an INSERT of one row reports its new key"
+    return int(key[0])

@@ -178,13 +178,17 @@ def _run_task(task: Task, ctx: RunContext, writer: _AuditWriter) -> TaskOutcome:
         "window_end": encode_cursor(window.end) if window and window.filtered else None,
         "previous_max_date": encode_cursor(window.previous_max) if window else None,
     }
-    task_run_id = writer.write(f"record the start of task {task.name}", lambda e: audit.start_task(e, opening))
+    try:
+        task_run_id = writer.write(f"record the start of task {task.name}", lambda e: audit.start_task(e, opening))
+    except EtlError as exc:  # the warehouse is away: the task does not start, and fails
+        logger.error("task %s: not started: %s", task.name, exc)
+        return TaskOutcome(task, FAILED, 0.0, 0, None, exc)
     logger.info("task %s: started", task.name)
     clock = time.perf_counter()
     try:
         attempt = retrying(lambda: task.run(ctx), ctx.project.retries, f"task {task.name}")
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM: close the task's row, then unwind the run
-        writer.write_quietly(
+        writer.write_later(
             f"close task {task.name}",
             lambda e: audit.finish_task(
                 e, task_run_id, {"status": FAILED, "end_time": utc_now(), "error_message": INTERRUPTED}
@@ -202,7 +206,7 @@ def _run_task(task: Task, ctx: RunContext, writer: _AuditWriter) -> TaskOutcome:
         message = f" ({result.message})" if result and result.message else ""
         logger.info("task %s: done in %.1f s%s", task.name, seconds, message)
     values = _closing_values(outcome, window)
-    writer.write_quietly(f"close task {task.name}", lambda e: audit.finish_task(e, task_run_id, values))
+    writer.write_later(f"close task {task.name}", lambda e: audit.finish_task(e, task_run_id, values))
     return outcome
 
 
@@ -251,7 +255,7 @@ def retrying(call: Callable[[], T], retries: RetrySpec, label: str) -> Attempt[T
             if number == attempts:
                 return Attempt(number, error=exc)
             pause = retries.backoff_seconds * 2 ** (number - 1)
-            logger.warning("%s: attempt %d of %d failed (%s); retrying in %.0f s", label, number, attempts, exc, pause)
+            logger.warning("%s: attempt %d of %d failed (%s); retrying in %g s", label, number, attempts, exc, pause)
             time.sleep(pause)
         except Exception as exc:
             if interrupts.requested():
@@ -264,19 +268,28 @@ def retrying(call: Callable[[], T], retries: RetrySpec, label: str) -> Attempt[T
 
 
 class _AuditWriter:
-    """Audit reads and writes on the warehouse, translated and retried like a task."""
+    """Audit reads and writes on the warehouse, translated and retried like a task.
+
+    A write that still fails after the retries (the warehouse is away) is kept, in order, and done
+    before the next write that gets through: when the warehouse answers again, every row the run
+    could not write while it was away is written, the closing of the run's row last.
+    """
 
     def __init__(self, connections: Connections, warehouse: str, retries: RetrySpec) -> None:
         self.connections = connections
         self.warehouse = warehouse
         self.retries = retries
+        self.backlog: list[tuple[str, Callable[[Any], Any]]] = []
 
     def write(self, action: str, call: Callable[[Any], T]) -> T:
-        """``call(engine)``, retried on TransientError; the last error is raised."""
+        """``call(engine)``, retried on TransientError (after the backlog); the last error is raised."""
 
         def attempt() -> T:
             target = self.connections.sql_connector(self.warehouse)
             with target.translate_errors(action):
+                while self.backlog:
+                    self.backlog[0][1](target.engine)
+                    del self.backlog[0]
                 return call(target.engine)
 
         outcome = retrying(attempt, self.retries, f"audit: {action}")
@@ -287,14 +300,15 @@ class _AuditWriter:
     def read(self, call: Callable[[Any], T]) -> T:
         return self.write("read a watermark", call)
 
-    def write_quietly(self, action: str, call: Callable[[Any], Any]) -> bool:
-        """Like :meth:`write`, but a failure is logged (one line) and reported as False: the run's
-        outcome is the task's, and the next run closes a row left ``running`` as failed."""
+    def write_later(self, action: str, call: Callable[[Any], Any]) -> bool:
+        """Like :meth:`write`; if it still fails, the write joins the backlog (one line in the log) and
+        False is returned. The run's outcome stays the tasks' own."""
         try:
             self.write(action, call)
             return True
         except EtlError as exc:
-            logger.error("audit: could not %s: %s", action, exc)
+            logger.error("audit: could not %s (written when the warehouse answers again): %s", action, exc)
+            self.backlog.append((action, call))
             return False
 
 
@@ -309,7 +323,7 @@ def _close_audit(writer: _AuditWriter, run_id: int, result: RunOutcome, seconds:
         "error_message": result.error,
         "output_files": "\n".join(str(p) for p in result.outputs) or None,
     }
-    closed = writer.write_quietly(f"close audit row {run_id}", lambda e: audit.close_run(e, run_id, values))
+    closed = writer.write_later(f"close audit row {run_id}", lambda e: audit.close_run(e, run_id, values))
     if not closed:
         logger.error("audit row %s stays 'running'; the next run of the project closes it as failed", run_id)
     return closed

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import sys
 from collections.abc import Callable
@@ -28,6 +29,17 @@ class MaskingFormatter(logging.Formatter):
         return self._mask(super().format(record))
 
 
+class ConsoleFormatter(MaskingFormatter):
+    """The console's lines: the same, but a traceback stays in the log file (the operator sees one line
+    per event; ``ETL_LOG_LEVEL=DEBUG`` and the file have the rest)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        if record.exc_info or record.exc_text or record.stack_info:
+            record = copy.copy(record)
+            record.exc_info = record.exc_text = record.stack_info = None
+        return super().format(record)
+
+
 def new_log_path(logs_dir: Path, project: str, started: datetime) -> Path:
     """``<logs_dir>/<project>/<project>_<YYYYmmdd_HHMMSS>.log``, suffixed ``_2``... if taken."""
     return stamped_path(logs_dir / project, f"{project}_{started:%Y%m%d_%H%M%S}", ".log")
@@ -40,7 +52,7 @@ def install(log_file: Path | None, mask: Callable[[str], str], level: int = logg
     logging goes on there only, as it does if a write to the file fails later (see :class:`RunLogFile`).
     """
     console = _install_console(mask, level)
-    return _attach_file(log_file, console) if log_file is not None else None
+    return _attach_file(log_file, console, mask) if log_file is not None else None
 
 
 def install_run_log(
@@ -54,7 +66,7 @@ def install_run_log(
     except OSError as exc:
         _say(console, f"could not create a log file in {logs_dir / project} ({_reason(exc)}); {_CONSOLE_ONLY}")
         return None
-    return _attach_file(log_file, console)
+    return _attach_file(log_file, console, mask)
 
 
 class RunLogFile(logging.FileHandler):
@@ -107,16 +119,16 @@ def remove() -> None:
 def _install_console(mask: Callable[[str], str], level: int) -> logging.Handler:
     remove()
     logging.getLogger().setLevel(level)
-    return _attach(logging.StreamHandler(sys.stderr), MaskingFormatter(mask))
+    return _attach(logging.StreamHandler(sys.stderr), ConsoleFormatter(mask))
 
 
-def _attach_file(log_file: Path, console: logging.Handler) -> Path | None:
+def _attach_file(log_file: Path, console: logging.Handler, mask: Callable[[str], str]) -> Path | None:
     try:
         handler = RunLogFile(log_file, console)
     except OSError as exc:
         _say(console, f"could not open the log file {log_file} ({_reason(exc)}); {_CONSOLE_ONLY}")
         return None
-    _attach(handler, console.formatter)
+    _attach(handler, MaskingFormatter(mask))
     return log_file
 
 

@@ -158,3 +158,53 @@ def test_sigterm_mid_load_rolls_back_and_closes_the_audit_rows(big_home) -> None
         "interrupted (Ctrl-C or SIGTERM)"
     )
     assert scalar(url, "SELECT count(*) FROM etl_task_runs WHERE status = 'running'") == 0
+
+
+def test_sigterm_at_random_points_of_a_postgresql_copy_prints_one_line_and_changes_nothing(
+    etl_home: Path, pg_url: str
+) -> None:
+    """PostgreSQL -> PostgreSQL pass-through, stopped at five random moments (the seed is in the
+    assertion message): exit 130, the one line and no traceback, the target as it was, no row running."""
+    import random
+
+    import psycopg
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE src_items AS SELECT i AS id, 'name ' || i AS name, now() AS updated_at "
+            "FROM generate_series(1, 1500000) i"
+        )
+        conn.execute("CREATE TABLE big_items (id BIGINT PRIMARY KEY, name TEXT, updated_at TIMESTAMPTZ)")
+        conn.execute("INSERT INTO big_items SELECT * FROM src_items WHERE id <= 10")
+    write_project(
+        etl_home,
+        "big",
+        """
+        project: big
+        connections: {src: {}}
+        tables:
+          - {target: big_items, source: {connection: src, table: src_items}, strategy: merge, keys: [id],
+             cursor: updated_at}
+        """,
+    )
+    env = {**os.environ, "ETL_HOME": str(etl_home), "ETL_CONN_SRC": pg_url, "ETL_CONN_WAREHOUSE": pg_url}
+    url = pg_url.replace("postgresql://", "postgresql+psycopg://")
+    seed = random.randrange(1_000_000)
+    moments = random.Random(seed).sample([x / 10 for x in range(5, 40)], 5)
+    for moment in moments:
+        victim = start(env, "--start-date", "2000-01-01")
+        time.sleep(moment)
+        victim.send_signal(signal.SIGTERM)
+        out, err = victim.communicate(timeout=120)
+        where = f"SIGTERM after {moment} s (seed {seed})"
+        if victim.returncode == 0:  # it finished first: put the table back for the next moment
+            with psycopg.connect(pg_url, autocommit=True) as conn:
+                conn.execute("DELETE FROM big_items WHERE id > 10")
+            continue
+        assert victim.returncode == 130, f"{where}: {err}"
+        assert "Traceback" not in err and "Error" not in err.replace("ERROR   ", ""), f"{where}: {err}"
+        said = [line for line in err.splitlines() if line.startswith("script_runner.py: interrupted")]
+        assert len(said) == 1 and err.strip().splitlines()[-1] == said[0], f"{where}: {err}"
+        assert scalar(url, "SELECT count(*) FROM big_items") == 10, where
+        assert scalar(url, "SELECT count(*) FROM etl_runs WHERE status = 'running'") == 0, where
+        assert scalar(url, "SELECT count(*) FROM etl_task_runs WHERE status = 'running'") == 0, where
