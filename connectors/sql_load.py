@@ -114,6 +114,7 @@ class SqlLoadSession(LoadSession):
             deleted = conn.execute(delete(table).where(*self._within(table, op.bounds))).rowcount
             logger.info("%s: removed %s row(s) of the window before inserting it", self.target.table, deleted)
         elif isinstance(op, DeleteByKeys):
+            self._index_stage(op.keys)  # else the delete compares every table row with every staged row
             conn.execute(table.delete().where(self._staged_key_exists(op.keys)))
         elif isinstance(op, InsertFromStage):
             stage = self._staged()
@@ -127,6 +128,12 @@ class SqlLoadSession(LoadSession):
                 self.apply(InsertFromStage())
         else:
             raise FatalError(f"load into {self.target.table}: {type(op).__name__} cannot be applied here")
+
+    def _index_stage(self, keys: tuple[str, ...]) -> None:
+        from sqlalchemy import Index
+
+        stage = self._staged()
+        Index(f"{stage.name}_keys"[:63], *[stage.c[spelled(self.columns, k)] for k in keys]).create(self.conn)
 
     def _staged(self) -> Table:
         if self.stage is None:

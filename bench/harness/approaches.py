@@ -13,7 +13,8 @@ from enum import StrEnum
 from harness import lineitem
 from harness.config import BENCH_DIR, MARIADB_DB, PG_SOURCE_DB, PG_TARGET_DB, REPO_DIR, BenchConfig
 
-KEYS = ("pipe", "ours", "pandas", "dlt_default", "dlt_pyarrow", "sling")
+KEYS = ("pipe", "pipe_binary", "ours", "pandas", "dlt_default", "dlt_pyarrow", "sling")
+RAW = ("pipe", "pipe_binary")  # the raw pipes: every timed run, like ours
 SOURCES = ("pg", "mysql")
 
 
@@ -55,13 +56,15 @@ def build(config: BenchConfig, source: str) -> list[Approach]:
     """The selected approaches for ``source`` ("pg" or "mysql"), in the order they alternate."""
     makers = {
         "pipe": _pipe,
+        "pipe_binary": _binary_pipe,
         "ours": _ours,
         "pandas": _pandas,
         "dlt_default": lambda c, s: _dlt(c, s, "sqlalchemy"),
         "dlt_pyarrow": lambda c, s: _dlt(c, s, "pyarrow"),
         "sling": _sling,
     }
-    return [makers[key](config, source) for key in KEYS if key in config.approaches]
+    keys = [key for key in KEYS if key in config.approaches and (key != "pipe_binary" or source == "pg")]
+    return [makers[key](config, source) for key in keys]
 
 
 def ours_command(config: BenchConfig, source: str, load_type: str) -> tuple[tuple[str, ...], dict[str, str]]:
@@ -106,6 +109,32 @@ def _pipe(config: BenchConfig, source: str) -> Approach:
         prepare=Prepare.TRUNCATE,
         argv=("bash", "-o", "pipefail", "-c", f"{reader} | {sink}"),
         env={**config.postgres.client_env(), **config.mariadb.client_env()},
+        skip_reason=f"{', '.join(sorted(set(missing)))} not found on PATH" if missing else None,
+    )
+
+
+def _binary_pipe(config: BenchConfig, source: str) -> Approach:
+    """PostgreSQL's binary COPY format on both ends: no text to format or parse (types are identical)."""
+    target = "pgsrc_rawbin.lineitem"
+    select = f"\\copy (select {lineitem.COLUMN_LIST} from public.lineitem) to stdout with (format binary)"
+    reader = shlex.join([*config.postgres.psql_args(PG_SOURCE_DB), "-c", select])
+    sink = shlex.join(
+        [
+            *config.postgres.psql_args(PG_TARGET_DB),
+            "-c",
+            f"\\copy {target} ({lineitem.COLUMN_LIST}) from stdin with (format binary)",
+        ]
+    )
+    missing = [c for c in ("bash", "psql") if shutil.which(c) is None]
+    return Approach(
+        key="pipe_binary",
+        label="(a2) psql \\copy pipe, binary format",
+        source=source,
+        target=target,
+        verify=Verify.CHECKSUM,
+        prepare=Prepare.TRUNCATE,
+        argv=("bash", "-o", "pipefail", "-c", f"{reader} | {sink}"),
+        env=config.postgres.client_env(),
         skip_reason=f"{', '.join(sorted(set(missing)))} not found on PATH" if missing else None,
     )
 

@@ -6,7 +6,7 @@ import logging
 import shutil
 
 from harness import databases
-from harness.approaches import Approach, Prepare, Verify, build, ours_command
+from harness.approaches import RAW, Approach, Prepare, Verify, build, ours_command
 from harness.config import PG_SOURCE_DB, PG_TARGET_DB, REPO_DIR, BenchConfig, child_environment
 from harness.databases import Fingerprint
 from harness.measure import Measurement, log_tail, run_measured
@@ -40,7 +40,7 @@ def run_full_phase(config: BenchConfig, source: str, reference: Fingerprint) -> 
             result = results[approach.name]
             if result.skip_reason or result.failure:
                 continue
-            if approach.key not in ("pipe", "ours") and run_no > config.competitor_runs:
+            if approach.key not in (*RAW, "ours") and run_no > config.competitor_runs:
                 continue
             _one_full_run(config, approach, result, run_no, reference)
     return phase
