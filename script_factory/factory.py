@@ -124,12 +124,8 @@ def make_task(
     """A task binding ``params`` to ``step`` (and ``preview``), checked against their signatures now: a
     parameter the step does not take, or one it needs and lacks, is a ConfigError, not a task failure."""
     for func in (step, preview):
-        if func is None:
-            continue
-        try:
-            inspect.signature(func).bind(None, **params)
-        except TypeError as exc:
-            raise ConfigError(f"task {name}: {func.__module__}.{func.__qualname__}: {exc}") from None
+        if func is not None:
+            _check_binding(name, func, params)
     return Task(
         name,
         kind,
@@ -137,6 +133,21 @@ def make_task(
         target_table=target_table,
         preview=partial(preview, **params) if preview is not None else None,
     )
+
+
+def _check_binding(task: str, func: Callable[..., Any], params: Mapping[str, Any]) -> None:
+    """ConfigError naming the task when ``params`` do not fit ``func(ctx, **params)``."""
+    where = f"task {task}: {func.__module__}.{func.__qualname__}"
+    signature = inspect.signature(func)
+    accepted = [p.name for p in list(signature.parameters.values())[1:]]
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values())
+    unknown = sorted(set(params) - set(accepted))
+    if unknown and not takes_any:
+        raise ConfigError(f"{where}: no parameter {', '.join(map(repr, unknown))} (it takes {', '.join(accepted)})")
+    try:
+        signature.bind(None, **params)
+    except TypeError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 def _warehouse_dialect(project: ProjectConfig, urls: Mapping[str, Secret]) -> str:

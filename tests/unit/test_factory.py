@@ -106,3 +106,32 @@ def test_env_files_are_read_in_order(demo_home: Path, monkeypatch: pytest.Monkey
     assert load_settings("prod").get("ETL_CONN_SALES_SRC") == "sqlite:///from-process.db"
     with pytest.raises(ConfigError, match=r"--env staging: file .*\.env\.staging not found"):
         load_settings("staging")
+
+
+def test_a_step_parameter_that_does_not_fit_its_signature_is_a_config_error_at_build_time() -> None:
+    from script_factory.factory import make_task
+    from script_factory.task import StepResult
+
+    def step(ctx: object, *, table: str, sql: str | None = None) -> StepResult:
+        return StepResult()
+
+    assert make_task("load:t", "load", step, table="t").run.keywords == {"table": "t"}
+    with pytest.raises(ConfigError, match=r"task load:t: .*step: no parameter 'tabel' \(it takes table, sql\)"):
+        make_task("load:t", "load", step, tabel="t")
+    with pytest.raises(ConfigError, match=r"task load:t: .*missing a required argument: 'table'"):
+        make_task("load:t", "load", step, sql="SELECT 1")
+
+
+def test_a_merge_into_a_target_that_cannot_merge_is_refused_with_exit_2(
+    demo_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dataclasses import replace
+
+    from connectors.sqlite import SqliteConnector
+    from tests.conftest import run_cli
+
+    monkeypatch.setattr(SqliteConnector, "capabilities", replace(SqliteConnector.capabilities, merge=False))
+    result = run_cli("--project", "sales_demo", "--dry-run")
+    assert result.code == 2
+    assert "tables (dim_customer).strategy: connection 'warehouse' (SQLite) cannot merge" in result.stderr
+    assert result.stderr.count("\n") == 1
