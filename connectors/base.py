@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,6 +71,19 @@ class ReadRequest:
     options: Mapping[str, Any] = field(default_factory=dict)
     accept: frozenset[str] = frozenset({ROWS})
     keys: tuple[str, ...] = ()  # the target's key columns (a source may split its read on them)
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    """One figure of a source window (a precheck's count, a reconciliation's sums): ``count``, or
+    ``sum``, ``min`` or ``max`` of a column."""
+
+    func: str
+    column: str | None = None
+
+    @property
+    def label(self) -> str:
+        return self.func if self.column is None else f"{self.func}({self.column})"
 
 
 @dataclass
@@ -213,6 +226,11 @@ class Connector(ABC):
         before anything connects). SQL connectors take only ``query`` or ``table``."""
         if options:
             raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(options))} for a {cls.kind} source")
+
+    def aggregate(self, request: ReadRequest, aggregates: Sequence[Aggregate]) -> dict[str, Any]:
+        """The ``aggregates`` of what ``request`` would read, computed by the source in one bound query,
+        by label (``count``, ``sum(amount)``...). Sources that cannot compute them raise FatalError."""
+        raise FatalError(f"{self.kind} connection {self.name!r} cannot compute a count or sums of a source")
 
     def open_load(self, target: LoadTarget) -> AbstractContextManager[LoadSession]:
         """A session that applies a load's operations to ``target.table`` atomically (targets only)."""

@@ -21,7 +21,7 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -29,6 +29,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from connectors import bigquery_sql as bq
 from connectors.base import (
+    Aggregate,
     Capabilities,
     Chunk,
     Connector,
@@ -235,6 +236,16 @@ class BigQueryConnector(Connector):
 
     def describe_read(self, request: ReadRequest) -> str:
         return self.statement_for(request).describe()
+
+    def aggregate(self, request: ReadRequest, aggregates: Sequence[Aggregate]) -> dict[str, Any]:
+        statement = self.statement_for(request)
+        figures = ", ".join(
+            "COUNT(*)" if a.column is None else f"{a.func.upper()}({bq.quote(a.column)})" for a in aggregates
+        )
+        wrapped = bq.Statement(f"SELECT {figures} FROM (\n{statement.sql}\n) AS etl_window", statement.parameters)
+        with self.translate_errors("aggregate the source's window"):
+            row = next(iter(self.run(wrapped)))
+        return {a.label: value for a, value in zip(aggregates, tuple(row.values()), strict=True)}
 
     def read(self, request: ReadRequest) -> RowStream:
         statement = self.statement_for(request)

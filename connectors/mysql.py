@@ -131,7 +131,8 @@ class MysqlConnector(SqlConnector):
 
     capabilities: ClassVar[Capabilities] = Capabilities(read=True, write=True, merge=True, direct_write=True)
     kind: ClassVar[str] = "MySQL"
-    DROP_STAGE: ClassVar[str] = "DROP TEMPORARY TABLE IF EXISTS {}"  # a rollback does not drop it on MySQL
+    DROP_STAGE: ClassVar[str] = "DROP TEMPORARY TABLE IF EXISTS {}"  # plain DROP TABLE would commit
+    STAGE_SURVIVES_ROLLBACK: ClassVar[bool] = True  # CREATE TEMPORARY TABLE is not undone by a rollback
     driver: ClassVar[str | None] = "pymysql"
 
     def sqlalchemy_url(self) -> Any:

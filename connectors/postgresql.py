@@ -289,9 +289,6 @@ class PostgresConnector(SqlConnector):
     def temp_table_options(self) -> Mapping[str, Any]:
         return {"prefixes": ["TEMPORARY"], "postgresql_on_commit": "DROP"}
 
-    def drop_stage(self, conn: Connection, stage: Table) -> None:
-        """Nothing to do: the staging table is ``ON COMMIT DROP``, and a rollback removes it too."""
-
     def has_merge_statement(self, conn: Connection) -> bool:
         return (conn.dialect.server_version_info or (0,)) >= (15,)
 

@@ -15,7 +15,7 @@ Loading (``open_load``) lives in :mod:`connectors.snowflake_load`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import parse_qsl, unquote
 
 from connectors.base import (
+    Aggregate,
     Capabilities,
     Chunk,
     Connector,
@@ -270,6 +271,22 @@ class SnowflakeConnector(Connector):
         sql, values = self.select_for(request)
         shown = ", ".join(repr(v) for v in values)
         return f"{sql}\n-- bound, in order: {shown or '(none)'}"
+
+    def aggregate(self, request: ReadRequest, aggregates: Sequence[Aggregate]) -> dict[str, Any]:
+        sql, values = self.select_for(request)
+        quote = sql_dialect().identifier_preparer.quote
+        figures = ", ".join(
+            "COUNT(*)" if a.column is None else f"{a.func.upper()}({quote(a.column)})" for a in aggregates
+        )
+        conn = self.connect()
+        try:
+            with self.translate_errors("aggregate the source's window"):
+                cursor = conn.cursor()
+                cursor.execute(f"SELECT {figures} FROM ({sql}) AS etl_window", values)
+                row = cursor.fetchone()
+        finally:
+            conn.close()
+        return {a.label: value for a, value in zip(aggregates, row, strict=True)}
 
     def read(self, request: ReadRequest) -> RowStream:
         sql, values = self.select_for(request)

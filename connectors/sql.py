@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from connectors.base import Capabilities, Chunk, Connector, LoadStats, ReadRequest, RowStream
+from connectors.base import Aggregate, Capabilities, Chunk, Connector, LoadStats, ReadRequest, RowStream
 from connectors.driver_errors import Verdict, classify_sqlalchemy, translating
 from connectors.target import LoadSession, LoadTarget, Tracker
 from utilities.errors import ConfigError, FatalError
@@ -36,10 +36,13 @@ class SqlConnector(Connector):
     #: the SQLAlchemy driver this connector uses, e.g. "psycopg"; None keeps the URL's own
     driver: ClassVar[str | None] = None
 
-    #: drops a temporary staging table, and never a permanent table of the same name
-    DROP_STAGE: ClassVar[str] = "DROP TABLE IF EXISTS {}"
+    #: drops the temporary staging table (never a permanent table of the same name, never committing)
+    DROP_STAGE: ClassVar[str] = "DROP TABLE {}"
+    #: a temporary table created in a transaction that rolls back is still there (MySQL)
+    STAGE_SURVIVES_ROLLBACK: ClassVar[bool] = False
 
     _engine: Engine | None = None
+    _pinned: Connection | None = None
 
     # -- connection ---------------------------------------------------------------------------
 
@@ -94,10 +97,6 @@ class SqlConnector(Connector):
     @property
     def database_name(self) -> str:
         return self.sqlalchemy_url().database or self.name
-
-    def read_connection(self) -> Connection:
-        """A connection for reading only (on SQLite it does not take the write lock)."""
-        return self.engine.connect().execution_options(**{READONLY: True})
 
     def close(self) -> None:
         if self._engine is not None:
@@ -157,6 +156,22 @@ class SqlConnector(Connector):
                 stmt = stmt.where(cursor <= bindparam("window_end", request.window_end))
         return stmt, params
 
+    def aggregate(self, request: ReadRequest, aggregates: Sequence[Aggregate]) -> dict[str, Any]:
+        """``SELECT count(*), sum(c)... FROM (<the windowed read>)``: one query, values bound."""
+        from sqlalchemy import TextClause, func, literal_column, select
+
+        stmt, params = self.select_for(request)
+        source = (stmt.columns() if isinstance(stmt, TextClause) else stmt).subquery("etl_window")
+        quote = self.dialect.identifier_preparer.quote
+        figures = [
+            func.count() if a.column is None else getattr(func, a.func)(literal_column(quote(a.column)))
+            for a in aggregates
+        ]
+        query = select(*[f.label(f"f{i}") for i, f in enumerate(figures)]).select_from(source)
+        with self.translate_errors("aggregate the source's window"), self.read_connection() as conn:
+            row = conn.execute(query, params).one()
+        return {a.label: value for a, value in zip(aggregates, row, strict=True)}
+
     def describe_read(self, request: ReadRequest) -> str:
         stmt, params = self.select_for(request)
         compiled = stmt.compile(dialect=self.dialect)
@@ -204,19 +219,58 @@ class SqlConnector(Connector):
 
     @contextmanager
     def open_load(self, target: LoadTarget) -> Iterator[LoadSession]:
-        """One transaction on one connection for the load's operations: committed when the block ends
-        cleanly, rolled back on any error; the staging table never outlives the load."""
+        """The load's operations in one transaction (a savepoint of the run's transaction when one is
+        pinned): committed when the block ends cleanly, rolled back on any error. The staging table
+        never outlives the load."""
         from connectors.sql_load import SqlLoadSession
 
-        with self.translate_errors(f"load into {target.table}"), self.engine.connect() as conn:
+        with self.translate_errors(f"load into {target.table}"), self._connection() as conn:
             session: SqlLoadSession | None = None
             try:
-                with conn.begin():
+                with self._begin(conn):
                     session = SqlLoadSession(self, conn, target)
                     yield session
-            finally:
-                if session is not None and session.stage is not None:
-                    self.drop_stage(conn, session.stage)
+                    if session.stage is not None:
+                        self.drop_stage(conn, session.stage)
+            except BaseException:
+                if session is not None and session.stage is not None and self.STAGE_SURVIVES_ROLLBACK:
+                    self._drop_stage_after_rollback(conn, session.stage)
+                raise
+
+    # -- the run's own transaction (publish: run) ---------------------------------------------------
+
+    def pin(self, conn: Connection | None) -> None:
+        """Make ``conn``, inside a transaction the caller commits or rolls back, the connection of every
+        write and read of this connector (``publish: run``); None ends it."""
+        self._pinned = conn
+
+    @property
+    def pinned(self) -> bool:
+        return self._pinned is not None
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """A connection inside a transaction for a block of writes: committed when the block ends cleanly,
+        rolled back on an error. With a pinned run transaction, a savepoint of it instead (released or
+        rolled back; the run commits)."""
+        with self._connection() as conn, self._begin(conn):
+            yield conn
+
+    @contextmanager
+    def read_connection(self) -> Iterator[Connection]:
+        """A connection for reading only (on SQLite it does not take the write lock); the pinned one
+        when the run holds a transaction, so its reads see what it wrote."""
+        if self._pinned is not None:
+            yield self._pinned
+            return
+        with self.engine.connect().execution_options(**{READONLY: True}) as conn:
+            yield conn
+
+    def _connection(self) -> AbstractContextManager[Connection]:
+        return nullcontext(self._pinned) if self._pinned is not None else self.engine.connect()
+
+    def _begin(self, conn: Connection) -> AbstractContextManager[Any]:
+        return conn.begin_nested() if self._pinned is not None else conn.begin()
 
     def reflect(self, conn: Connection, name: Any) -> Table:
         """The target table as it is in the database; FatalError naming it if it does not exist."""
@@ -274,16 +328,21 @@ class SqlConnector(Connector):
         return {"prefixes": ["TEMPORARY"]}
 
     def drop_stage(self, conn: Connection, stage: Table) -> None:
-        """Drop the staging table once the load's transaction has ended, whichever way (a temporary
-        table outlives a commit, and on MySQL a rollback too). If the connection is broken, it is
+        """Drop the staging table inside the load's transaction (it would outlive a commit)."""
+        conn.exec_driver_sql(self.DROP_STAGE.format(conn.dialect.identifier_preparer.format_table(stage)))
+
+    def _drop_stage_after_rollback(self, conn: Connection, stage: Table) -> None:
+        """Where a rollback leaves the staging table (MySQL), drop it; if the connection is broken, it is
         discarded instead, and its temporary tables go with it."""
         from sqlalchemy.exc import SQLAlchemyError
 
         try:
-            with conn.begin():
-                conn.exec_driver_sql(self.DROP_STAGE.format(conn.dialect.identifier_preparer.format_table(stage)))
+            self.drop_stage(conn, stage)
+            if self._pinned is None:
+                conn.commit()
         except SQLAlchemyError:
-            conn.invalidate()
+            if self._pinned is None:
+                conn.invalidate()
 
 
 def dbapi_connection(conn: Connection) -> Any:

@@ -10,9 +10,10 @@ shaped like the target's columns.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from connectors.base import LoadStats, RowStream
+from connectors.base import Aggregate, LoadStats, RowStream
 from connectors.target import (
     STAGE,
     Bounds,
@@ -27,6 +28,7 @@ from connectors.target import (
     MergeFromStage,
     Operation,
     WriteRows,
+    Written,
     match_columns,
     spelled,
 )
@@ -52,6 +54,25 @@ class SqlLoadSession(LoadSession):
         names = {c.name: c.name for c in self.table.columns}
         self.columns = match_columns(target.columns, names, target, "add it to the warehouse DDL")
         self.stage: Table | None = None
+
+    def sql_connection(self) -> Connection:
+        return self.conn
+
+    def aggregates(self, aggregates: Sequence[Aggregate], written: Written) -> dict[str, Any]:
+        from sqlalchemy import func, select
+
+        table = self.table
+        figures = [
+            func.count() if a.column is None else getattr(func, a.func)(self._column(table, a.column))
+            for a in aggregates
+        ]
+        query = select(*figures).select_from(table)
+        if written.bounds is not None:
+            query = query.where(*self._within(table, written.bounds))
+        if written.keys:
+            query = query.where(self._staged_key_exists(written.keys))
+        row = self.conn.execute(query).one()
+        return {a.label: value for a, value in zip(aggregates, row, strict=True)}
 
     # -- rows -------------------------------------------------------------------------------------
 
@@ -150,8 +171,14 @@ class SqlLoadSession(LoadSession):
         match = and_(*[stage.c[k] == self.table.c[k] for k in (spelled(self.columns, k) for k in keys)])
         return exists(select(1).select_from(stage).where(match))
 
+    def _column(self, table: Table, name: str) -> Any:
+        column = next((c for c in table.columns if c.name.lower() == name.lower()), None)
+        if column is None:
+            raise FatalError(f"load into {self.target.table}: the table has no column {name!r} (named in project.yml)")
+        return column
+
     def _within(self, table: Table, bounds: Bounds) -> list[Any]:
-        cursor = next(c for c in table.columns if c.name.lower() == bounds.cursor.lower())
+        cursor = self._column(table, bounds.cursor)
         clause = [cursor > bounds.start]
         if bounds.end is not None:
             clause.append(cursor <= bounds.end)

@@ -54,7 +54,7 @@ class SqliteConnector(SqlConnector):
 
     capabilities: ClassVar[Capabilities] = Capabilities(read=True, write=True, merge=True, direct_write=True)
     kind: ClassVar[str] = "SQLite"
-    DROP_STAGE: ClassVar[str] = "DROP TABLE IF EXISTS temp.{}"  # the temporary one, never a main table
+    DROP_STAGE: ClassVar[str] = "DROP TABLE temp.{}"  # the temporary one, never a main table
 
     @property
     def path(self) -> Path | None:

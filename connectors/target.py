@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from connectors.base import Chunk, LoadStats, RowStream, TableName
+from connectors.base import Aggregate, Chunk, LoadStats, RowStream, TableName
 from utilities.errors import FatalError
 
 if TYPE_CHECKING:
@@ -100,6 +100,15 @@ Operation = WriteRows | CheckKeys | EmptyTable | DeleteWindow | DeleteByKeys | I
 
 
 @dataclass(frozen=True)
+class Written:
+    """Which of the table's rows a load wrote, for reconciliation: every row (``replace``), those of the
+    window (``bounds``: append, delete_insert), or those whose keys are staged (``keys``: merge)."""
+
+    bounds: Bounds | None = None
+    keys: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class KeyReport:
     """What :class:`CheckKeys` found: staged rows with a NULL key, and up to three keys staged twice."""
 
@@ -126,6 +135,15 @@ class LoadSession(ABC):
     @abstractmethod
     def apply(self, op: Operation) -> None:
         """Run (or queue, for the commit) one of the operations that change the table."""
+
+    def aggregates(self, aggregates: Sequence[Aggregate], written: Written) -> dict[str, Any]:
+        """The ``aggregates`` of the rows the load wrote (before the commit), by label."""
+        raise FatalError(f"load into {type(self).__name__}: this target cannot reconcile what it wrote")
+
+    def sql_connection(self) -> Any:
+        """The SQLAlchemy connection the load's transaction runs on, for writes that must commit with
+        the rows (a SQL target only)."""
+        raise FatalError(f"load into {type(self).__name__}: this target has no SQL transaction to join")
 
 
 def match_columns(

@@ -1,12 +1,18 @@
-"""The audit trail in the warehouse: ``etl_runs``, ``etl_task_runs``, ``etl_dq_results``, ``etl_migrations``.
+"""The audit trail in the warehouse: ``etl_runs``, ``etl_task_runs``, ``etl_table_state``,
+``etl_dq_results``, ``etl_migrations``.
 
 The audit row is the source of truth: it is inserted as ``running`` before any task and closed as
-``success`` or ``failed`` at the end. A table's incremental watermark is the ``watermark`` of its
-load in the latest *successful* run, so it never advances on failure: normally that load's
-``data_max_date``, but a run with explicit dates (a backfill of an old window) keeps the later
-watermark it started from (see script_factory/window.py). Window and data dates are stored as
-ISO-8601 text, at full precision and with the source's UTC offset when it had one (cast with
-``::timestamptz`` in PostgreSQL); execution times are timestamps in UTC.
+``success`` or ``failed`` at the end. A table's incremental watermark lives in ``etl_table_state``,
+written *in the same transaction as the table's rows* (for a table in the warehouse): a load that
+committed keeps its watermark whatever happens to the rest of the run, and a load that did not commit
+left the old one. Normally it is that load's ``data_max_date``, but a run with explicit dates (a
+backfill of an old window) keeps the later watermark it started from (see script_factory/window.py).
+Window and data dates are stored as ISO-8601 text, at full precision and with the source's UTC
+offset when it had one (cast with ``::timestamptz`` in PostgreSQL); execution times are timestamps
+in UTC.
+
+Every function takes the caller's connection, inside the caller's transaction: the runner decides
+which writes go together.
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ from sqlalchemy import (
 from utilities.dates import CursorValue, decode_cursor, utc_now
 
 if TYPE_CHECKING:
-    from sqlalchemy import Engine
+    from sqlalchemy import Connection, Engine
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +68,7 @@ etl_runs = Table(
     Column("data_max_date", String(40)),
     Column("previous_max_date", String(40)),
     Column("number_of_records", BigInteger),
+    Column("source_records", BigInteger),  # the reconciled tables' source counts, when a table reconciles
     Column("environment", String(50)),
     Column("script_version", String(100)),
     Column("target_database", String(200)),
@@ -115,7 +122,25 @@ etl_dq_results = Table(
     Column("status", String(10), nullable=False),  # pass | fail
     Column("failing_rows", BigInteger),
     Column("detail", Text),
+    Column("source_value", Text),  # reconciliation: the source's figure, the target's, and the difference
+    Column("target_value", Text),
+    Column("difference", Text),
     Column("checked_at", DateTime(timezone=True), nullable=False),
+)
+
+etl_table_state = Table(
+    "etl_table_state",
+    metadata,
+    Column("project", String(100), primary_key=True),
+    Column("target_table", String(200), primary_key=True),
+    Column("watermark", String(40)),  # where the table's next incremental window starts
+    Column("data_min_date", String(40)),
+    Column("data_max_date", String(40)),
+    Column("rows", BigInteger),
+    Column("strategy", String(20)),
+    Column("run_id", BigInteger),
+    Column("task_run_id", BigInteger),
+    Column("committed_at", DateTime(timezone=True), nullable=False),
 )
 
 etl_migrations = Table(
@@ -174,56 +199,68 @@ def prepare(engine: Engine, project: str) -> None:
     """Before a run (under the project lock): the audit tables exist, and rows a dead run left
     ``running`` are closed as failed."""
     ensure_tables(engine)
-    close_orphans(engine, project)
+    with engine.begin() as conn:
+        close_orphans(conn, project)
 
 
-def open_run(engine: Engine, values: Mapping[str, Any]) -> int:
+def open_run(conn: Connection, values: Mapping[str, Any]) -> int:
     """Insert the run's row as ``running``; returns its run_id."""
-    with engine.begin() as conn:
-        return _new_id(conn.execute(insert(etl_runs).values(status=RUNNING, **values)))
+    return _new_id(conn.execute(insert(etl_runs).values(status=RUNNING, **values)))
 
 
-def close_run(engine: Engine, run_id: int, values: Mapping[str, Any]) -> None:
-    with engine.begin() as conn:
-        conn.execute(update(etl_runs).where(etl_runs.c.run_id == run_id).values(**values))
+def close_run(conn: Connection, run_id: int, values: Mapping[str, Any]) -> None:
+    conn.execute(update(etl_runs).where(etl_runs.c.run_id == run_id).values(**values))
 
 
-def start_task(engine: Engine, values: Mapping[str, Any]) -> int:
-    with engine.begin() as conn:
-        return _new_id(conn.execute(insert(etl_task_runs).values(status=RUNNING, **values)))
+def start_task(conn: Connection, values: Mapping[str, Any]) -> int:
+    return _new_id(conn.execute(insert(etl_task_runs).values(status=RUNNING, **values)))
 
 
-def finish_task(engine: Engine, task_run_id: int, values: Mapping[str, Any]) -> None:
-    with engine.begin() as conn:
-        conn.execute(update(etl_task_runs).where(etl_task_runs.c.task_run_id == task_run_id).values(**values))
+def finish_task(conn: Connection, task_run_id: int, values: Mapping[str, Any]) -> None:
+    conn.execute(update(etl_task_runs).where(etl_task_runs.c.task_run_id == task_run_id).values(**values))
 
 
-def close_orphans(engine: Engine, project: str) -> int:
+def save_table_state(conn: Connection, project: str, target_table: str, values: Mapping[str, Any]) -> None:
+    """The table's state after a load (watermark, range, rows, run): one row per project and table."""
+    key = and_(etl_table_state.c.project == project, etl_table_state.c.target_table == target_table)
+    row = {**values, "committed_at": utc_now()}
+    if not conn.execute(update(etl_table_state).where(key).values(**row)).rowcount:
+        conn.execute(insert(etl_table_state).values(project=project, target_table=target_table, **row))
+
+
+def close_orphans(conn: Connection, project: str) -> int:
     """Mark ``running`` rows of ``project`` as failed: called while holding the project lock, so any
-    such row belongs to a run that was killed or crashed. Returns how many runs were closed."""
+    such row belongs to a run that was killed or crashed. A task row that a load committed already
+    says ``success`` (it was written in the load's transaction). Returns how many runs were closed."""
     message = "the run ended without closing its audit row (killed or crashed); its open load was rolled back"
     now = utc_now()
-    with engine.begin() as conn:
-        closed = conn.execute(
-            update(etl_runs)
-            .where(and_(etl_runs.c.project == project, etl_runs.c.status == RUNNING))
-            .values(status=FAILED, error_message=message, end_execution_time=now)
-        ).rowcount
-        conn.execute(
-            update(etl_task_runs)
-            .where(and_(etl_task_runs.c.project == project, etl_task_runs.c.status == RUNNING))
-            .values(status=FAILED, error_message=message, end_time=now)
-        )
+    closed = conn.execute(
+        update(etl_runs)
+        .where(and_(etl_runs.c.project == project, etl_runs.c.status == RUNNING))
+        .values(status=FAILED, error_message=message, end_execution_time=now)
+    ).rowcount
+    conn.execute(
+        update(etl_task_runs)
+        .where(and_(etl_task_runs.c.project == project, etl_task_runs.c.status == RUNNING))
+        .values(status=FAILED, error_message=message, end_time=now)
+    )
     if closed:
         logger.warning("closed %d audit row(s) of project %s left 'running' by a run that died", closed, project)
-    return closed
+    return int(closed)
 
 
-def previous_max(engine: Engine, project: str, target_table: str) -> CursorValue | None:
-    """The watermark of ``target_table``: the ``watermark`` of its load in the latest successful run
-    (``data_max_date`` for rows written before that column existed)."""
+def previous_max(conn: Connection, project: str, target_table: str) -> CursorValue | None:
+    """The watermark of ``target_table``: its state row, else (history written before the state table
+    existed) the ``watermark`` of its load in the latest successful run."""
     from sqlalchemy import func, or_
 
+    state = conn.execute(
+        select(etl_table_state.c.watermark).where(
+            etl_table_state.c.project == project, etl_table_state.c.target_table == target_table
+        )
+    ).first()
+    if state is not None:
+        return decode_cursor(state[0])
     stored = func.coalesce(etl_task_runs.c.watermark, etl_task_runs.c.data_max_date)
     query = (
         select(stored)
@@ -238,26 +275,22 @@ def previous_max(engine: Engine, project: str, target_table: str) -> CursorValue
         .order_by(etl_task_runs.c.run_id.desc())
         .limit(1)
     )
-    with engine.connect().execution_options(etl_readonly=True) as conn:
-        return decode_cursor(conn.execute(query).scalar_one_or_none())
+    return decode_cursor(conn.execute(query).scalar_one_or_none())
 
 
-def tables_exist(engine: Engine) -> bool:
+def tables_exist(conn: Connection) -> bool:
     from sqlalchemy import inspect
 
-    with engine.connect().execution_options(etl_readonly=True) as conn:
-        return inspect(conn).has_table("etl_runs")
+    return bool(inspect(conn).has_table("etl_runs"))
 
 
-def record_dq_result(engine: Engine, values: Mapping[str, Any]) -> None:
-    with engine.begin() as conn:
-        conn.execute(insert(etl_dq_results).values(checked_at=utc_now(), **values))
+def record_dq_result(conn: Connection, values: Mapping[str, Any]) -> None:
+    conn.execute(insert(etl_dq_results).values(checked_at=utc_now(), **values))
 
 
-def applied_migration(engine: Engine, filename: str) -> Mapping[str, Any] | None:
-    with engine.connect().execution_options(etl_readonly=True) as conn:
-        row = conn.execute(select(etl_migrations).where(etl_migrations.c.filename == filename)).mappings().first()
-        return dict(row) if row else None
+def applied_migration(conn: Connection, filename: str) -> Mapping[str, Any] | None:
+    row = conn.execute(select(etl_migrations).where(etl_migrations.c.filename == filename)).mappings().first()
+    return dict(row) if row else None
 
 
 def as_utc(value: datetime | None) -> datetime | None:

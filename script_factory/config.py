@@ -35,6 +35,7 @@ from script_factory.config_models import (
     FunctionSpec,
     OutputDoc,
     ProjectFile,
+    ReconcileSpec,
     RetentionSpec,
     RetrySpec,
     Severity,
@@ -60,6 +61,7 @@ __all__ = [
     "FunctionSpec",
     "OutputSpec",
     "ProjectConfig",
+    "ReconcileSpec",
     "RetentionSpec",
     "RetrySpec",
     "Severity",
@@ -102,6 +104,8 @@ class TableSpec:
     cursor: str | None = None
     chunk_size: int | None = None
     target_connection: str | None = None  # None: the project's warehouse
+    precheck: bool = False
+    reconcile: ReconcileSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -146,6 +150,8 @@ class ProjectConfig:
     retention: RetentionSpec = field(default_factory=RetentionSpec)
     schedule: str | None = None
     chunk_size: int = DEFAULT_CHUNK_SIZE
+    publish: str = "table"  # table | run
+    skip_when_no_data: bool = False
 
 
 def load_project(folder: Path) -> ProjectConfig:
@@ -192,7 +198,7 @@ def parse_project(raw: Any, folder: Path, file: Path) -> ProjectConfig:
         retries=doc.retries,
         ddl=doc.ddl,
         before_load=doc.before_load,
-        tables=tuple(_table(t, doc.chunk_size) for t in doc.tables),
+        tables=tuple(_table(t, doc.chunk_size, doc.precheck) for t in doc.tables),
         after_load=doc.after_load,
         checks=tuple(_check(c) for c in doc.checks),
         aggregations=doc.aggregations,
@@ -201,6 +207,8 @@ def parse_project(raw: Any, folder: Path, file: Path) -> ProjectConfig:
         retention=doc.retention,
         schedule=doc.schedule,
         chunk_size=doc.chunk_size,
+        publish=doc.publish,
+        skip_when_no_data=doc.skip_when_no_data,
     )
 
 
@@ -214,7 +222,7 @@ def _declared(raw: Any) -> set[str]:
     return {name for name in declared if isinstance(name, str)}
 
 
-def _table(doc: TableDoc, chunk_size: int) -> TableSpec:
+def _table(doc: TableDoc, chunk_size: int, precheck: bool) -> TableSpec:
     return TableSpec(
         target=doc.target,
         source=_source(doc.source),
@@ -223,6 +231,8 @@ def _table(doc: TableDoc, chunk_size: int) -> TableSpec:
         cursor=doc.cursor,
         chunk_size=doc.chunk_size or chunk_size,
         target_connection=doc.target_connection,
+        precheck=precheck if doc.precheck is None else doc.precheck,
+        reconcile=doc.reconcile,
     )
 
 

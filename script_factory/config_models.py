@@ -130,6 +130,22 @@ class FunctionSpec(_Spec):
 
 
 @dataclass(frozen=True, config=_SPEC)
+class ReconcileSpec(_Spec):
+    """Source against target before the load commits: the window's aggregates computed on the source,
+    compared with the same aggregates of the rows the load wrote, inside its transaction."""
+
+    count: bool = Field(default=True, description="Compare the number of rows.")
+    sums: tuple[Identifier, ...] = Field(default=(), description="Numeric columns whose sums are compared.")
+    min_max: tuple[Identifier, ...] = Field(default=(), description="Columns whose minimum and maximum are compared.")
+    tolerance: Seconds = Field(
+        default=0.0, description="The largest difference accepted, as an absolute number (0: exact)."
+    )
+    severity: Severity = Field(
+        default=Severity.ERROR, description="error: a mismatch rolls the load back; warn: logged."
+    )
+
+
+@dataclass(frozen=True, config=_SPEC)
 class EmailSpec(_Spec):
     """Who gets an e-mail after a run, and when (needs the ETL_SMTP_* variables)."""
 
@@ -202,6 +218,12 @@ class TableDoc(_Document):
     chunk_size: PositiveInt | None = Field(None, description="Rows per chunk for this table (default: the project's).")
     target_connection: ConnectionName | None = Field(
         None, description="Load into this connection (Snowflake, BigQuery...) instead of the warehouse."
+    )
+    precheck: bool | None = Field(
+        None, description="Count the source's window first; with no row, skip the load (default: the project's)."
+    )
+    reconcile: ReconcileSpec | None = Field(
+        None, description="Compare the source's aggregates of the window with what the load wrote, before it commits."
     )
 
     @field_validator("keys")
@@ -354,6 +376,15 @@ class ProjectFile(_Document):
     notify: NotifyDoc = Field(default_factory=NotifyDoc)
     retention: RetentionSpec = Field(default_factory=RetentionSpec)
     schedule: Cron | None = Field(None, description='A cron expression such as "0 6 * * *", for dags/.')
+    publish: Literal["table", "run"] = Field(
+        "table",
+        description="table: each table commits with its checks and state; run: every warehouse load, its checks "
+        "and the aggregations commit together at the end (all or nothing).",
+    )
+    precheck: bool = Field(False, description="Count each source window first and skip the tables with no row.")
+    skip_when_no_data: bool = Field(
+        False, description="When no table had new rows, skip the aggregations and outputs too."
+    )
 
     @field_validator("tables", "before_load", "after_load", "checks", "aggregations", "outputs")
     @classmethod

@@ -79,6 +79,7 @@ class RunContext:
     run_window: Window
     now: datetime
     run_id: int | None = None
+    task_run_id: int | None = None  # the ``etl_task_runs`` row of the task being run
     progress_interval: float = 10.0
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("project"))
 

@@ -6,6 +6,7 @@ exists, and an embedded SQLite warehouse that does not exist yet is not opened.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import is_dataclass
 from typing import Any
 
@@ -16,7 +17,7 @@ from script_factory.factory import Plan
 from script_factory.request import RunRequest
 from script_factory.settings import Settings
 from script_factory.window import resolve_windows
-from utilities.dates import utc_now
+from utilities.dates import CursorValue, utc_now
 from utilities.secrets import Masker
 
 
@@ -24,8 +25,7 @@ def render(plan: Plan, request: RunRequest, settings: Settings) -> str:
     project = plan.project
     now = utc_now()
     engine, watermark_note = _read_only_engine(plan, settings)
-    read = (lambda table: audit.previous_max(engine, project.name, table)) if engine is not None else None
-    windows, run_window = resolve_windows(project, request, now, read)
+    windows, run_window = resolve_windows(project, request, now, _watermarks(engine, project.name))
     connections = Connections(plan.connection_urls, settings.paths.home, settings.variables, project.name)
     ctx = RunContext(
         request=request,
@@ -70,12 +70,26 @@ def _read_only_engine(plan: Plan, settings: Settings) -> tuple[Any, str]:
         return None, f"none yet ({path} does not exist)"
     try:
         engine = warehouse.engine  # type: ignore[attr-defined]
-        if not audit.tables_exist(engine):
+        with engine.connect() as conn:
+            exists = audit.tables_exist(conn)
+        if not exists:
             engine.dispose()
             return None, "none yet (no etl_runs table)"
         return engine, "read from etl_runs"
     except Exception as exc:  # noqa: BLE001 - a dry run reports an unreachable warehouse instead of failing
         return None, f"unknown (warehouse not readable: {type(exc).__name__})"
+
+
+def _watermarks(engine: Any, project: str) -> Callable[[str], CursorValue | None] | None:
+    """Reads a table's watermark, or None when there is no audit table to read it from."""
+    if engine is None:
+        return None
+
+    def read(table: str) -> CursorValue | None:
+        with engine.connect() as conn:
+            return audit.previous_max(conn, project, table)
+
+    return read
 
 
 def _short(value: Any) -> str:

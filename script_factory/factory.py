@@ -21,7 +21,7 @@ from typing import Any
 from connectors import connector_class, scheme_of
 from connectors.base import Connector
 from connectors.sql import SqlConnector
-from script_factory.config import FunctionSpec, ProjectConfig, Strategy, TableSpec, load_project
+from script_factory.config import CheckSpec, FunctionSpec, ProjectConfig, Strategy, TableSpec, load_project
 from script_factory.request import RunRequest
 from script_factory.settings import DEFAULT_WAREHOUSE_URL, Settings, connection_variable
 from script_factory.steps.checks import preview_checks, run_checks
@@ -119,6 +119,7 @@ def make_task(
     /,
     *,
     target_table: str | None = None,
+    writes_warehouse: bool = False,
     **params: Any,
 ) -> Task:
     """A task binding ``params`` to ``step`` (and ``preview``), checked against their signatures now: a
@@ -132,6 +133,7 @@ def make_task(
         partial(step, **params),
         target_table=target_table,
         preview=partial(preview, **params) if preview is not None else None,
+        writes_warehouse=writes_warehouse,
     )
 
 
@@ -191,6 +193,8 @@ def _load_tasks(a: _Assembly) -> list[Task]:
         _check_target(a, table)
         query = table.source.query_file
         sql = _read(a.project, a.project.folder, query, f"{where}.query", None) if query else None
+        in_warehouse = table.target_connection in (None, a.project.warehouse)
+        gates = tuple(c for c in a.project.checks if in_warehouse and c.table == table.target)
         tasks.append(
             make_task(
                 f"load:{table.target}",
@@ -198,8 +202,11 @@ def _load_tasks(a: _Assembly) -> list[Task]:
                 load_table,
                 preview_load,
                 target_table=str(table.target),
+                writes_warehouse=in_warehouse,
                 table=table,
                 sql=sql,
+                checks=gates,
+                custom_sql=_custom_sql(a, gates),
             )
         )
     return tasks
@@ -212,6 +219,18 @@ def _check_target(a: _Assembly, table: TableSpec) -> None:
     key = f"{a.where}: tables ({table.target}).{'target_connection' if table.target_connection else 'strategy'}"
     if not target_cls.capabilities.write:
         raise ConfigError(f"{key}: a {target_cls.kind} cannot be a load target")
+    if table.reconcile and name != a.project.warehouse:
+        raise ConfigError(
+            f"{a.where}: tables ({table.target}).reconcile: the table loads into {name!r}, not the warehouse; "
+            f"reconciliation runs inside the warehouse's load transaction: drop reconcile for this table"
+        )
+    if table.reconcile and (table.reconcile.sums or table.reconcile.min_max):
+        source_cls = a.connector(table.source.connection)
+        if not source_cls.capabilities.sql:
+            raise ConfigError(
+                f"{a.where}: tables ({table.target}).reconcile: a {source_cls.kind} source cannot compute sums or "
+                f"ranges; reconcile count only (the rows read) for it"
+            )
     if table.strategy is Strategy.MERGE and not target_cls.capabilities.merge:
         raise ConfigError(
             f"{key}: connection {name!r} ({target_cls.kind}) cannot merge; use append, replace or delete_insert"
@@ -224,16 +243,30 @@ def _function_tasks(a: _Assembly, section: str) -> list[Task]:
 
 
 def _check_tasks(a: _Assembly) -> list[Task]:
-    if not a.project.checks:
+    """The checks that are not a load's gate: on tables this run does not load, or naming no table."""
+    loaded = {t.target for t in a.project.tables if t.target_connection in (None, a.project.warehouse)}
+    after = tuple(c for c in a.project.checks if c.table is None or c.table not in loaded)
+    if not after:
         return []
-    custom = {
+    return [
+        make_task(
+            "quality_checks",
+            "check",
+            run_checks,
+            preview_checks,
+            writes_warehouse=True,
+            checks=after,
+            custom_sql=_custom_sql(a, after),
+        )
+    ]
+
+
+def _custom_sql(a: _Assembly, checks: tuple[CheckSpec, ...]) -> dict[str, str]:
+    return {
         c.name: _read(a.project, a.project.folder, c.options["file"], f"checks ({c.name}).file", None)
-        for c in a.project.checks
+        for c in checks
         if c.kind == "custom_sql"
     }
-    return [
-        make_task("quality_checks", "check", run_checks, preview_checks, checks=a.project.checks, custom_sql=custom)
-    ]
 
 
 def _aggregation_tasks(a: _Assembly) -> list[Task]:
@@ -246,6 +279,7 @@ def _aggregation_tasks(a: _Assembly) -> list[Task]:
                 "aggregation",
                 run_sql_script,
                 preview_sql_script,
+                writes_warehouse=True,
                 connection=a.project.warehouse,
                 label=f"aggregation {agg.name}",
                 sql=sql,

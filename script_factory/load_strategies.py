@@ -21,6 +21,7 @@ Which strategy a run applies also depends on the load type (see :func:`effective
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -35,10 +36,12 @@ from connectors.target import (
     EmptyTable,
     InsertFromStage,
     KeyReport,
+    LoadSession,
     LoadTarget,
     MergeFromStage,
     Operation,
     WriteRows,
+    Written,
 )
 from script_factory.config import Strategy
 from script_factory.request import LoadType
@@ -114,6 +117,15 @@ def operations(plan: LoadPlan, capabilities: Capabilities) -> tuple[Operation, .
     return WriteRows(STAGE), CheckKeys(plan.keys), DeleteByKeys(plan.keys), InsertFromStage()
 
 
+def written_rows(plan: LoadPlan) -> Written:
+    """The table's rows a load of ``plan`` wrote, for reconciliation (see connectors/target.py)."""
+    if plan.strategy is Strategy.MERGE:
+        return Written(keys=plan.keys)
+    if plan.strategy is Strategy.REPLACE:
+        return Written()
+    return Written(bounds=_bounds(plan))
+
+
 def describe(ops: tuple[Operation, ...]) -> str:
     """The operations in words, for ``--dry-run``: ``stage rows -> check keys -> merge``."""
     return " -> ".join(_words(op) for op in ops)
@@ -133,8 +145,18 @@ def _words(op: Operation) -> str:
     return "empty the table" if isinstance(op, EmptyTable) else "insert the staged rows"
 
 
-def load(target: Connector, stream: RowStream, plan: LoadPlan, progress: Progress) -> LoadStats:
-    """Apply ``stream`` to ``plan.target`` with ``plan.strategy`` atomically; return what was written."""
+def load(
+    target: Connector,
+    stream: RowStream,
+    plan: LoadPlan,
+    progress: Progress,
+    before_commit: Callable[[LoadSession, LoadStats], None] | None = None,
+) -> LoadStats:
+    """Apply ``stream`` to ``plan.target`` with ``plan.strategy`` atomically; return what was written.
+
+    ``before_commit(session, stats)`` runs after the operations, inside the same transaction: what it
+    writes commits with the rows, and an error it raises rolls them back (gates, the table's state).
+    """
     ops = operations(plan, target.capabilities)
     stats = LoadStats()
     with target.open_load(LoadTarget(plan.target, tuple(stream.columns), plan.keys, plan.cursor)) as session:
@@ -145,6 +167,8 @@ def load(target: Connector, stream: RowStream, plan: LoadPlan, progress: Progres
                 require_unique_keys(session.key_report(op), plan)
             else:
                 session.apply(op)
+        if before_commit is not None:
+            before_commit(session, stats)
     progress.finish()
     logger.info("%s into %s: %s rows through %s", plan.strategy.value, plan.target, f"{stats.rows:,}", stats.path)
     return stats

@@ -19,7 +19,7 @@ from script_factory.task import StepResult, Task
 from utilities.dates import extreme
 from utilities.errors import EtlError
 
-SUCCESS, FAILED = "success", "failed"
+SUCCESS, FAILED, ROLLED_BACK, SKIPPED = "success", "failed", "rolled_back", "skipped"
 INTERRUPTED = "interrupted (Ctrl-C or SIGTERM)"
 
 
@@ -46,6 +46,7 @@ class RunOutcome:
     status: str
     exit_code: ExitCode
     rows: int = 0
+    source_rows: int | None = None
     data_min: Any = None
     data_max: Any = None
     error: str | None = None
@@ -56,7 +57,7 @@ class RunOutcome:
 def decide(outcomes: Sequence[TaskOutcome], failure: BaseException | None, interrupted: bool) -> RunOutcome:
     """The run's outcome: the first failing task's error (else ``failure``, an error outside the tasks),
     or success; an interruption always wins, with exit code 130."""
-    failed = next((o for o in outcomes if o.status != SUCCESS), None)
+    failed = next((o for o in outcomes if o.status not in (SUCCESS, SKIPPED)), None)
     error = failed.exception if failed is not None else failure
     loads = [o.result for o in outcomes if o.task.kind == "load" and o.result is not None]
     code = ExitCode.INTERRUPTED if interrupted else exit_code_for(error)
@@ -65,6 +66,7 @@ def decide(outcomes: Sequence[TaskOutcome], failure: BaseException | None, inter
         status=SUCCESS if code is ExitCode.SUCCESS else FAILED,
         exit_code=code,
         rows=sum(r.rows for r in loads),
+        source_rows=sum(counts) if (counts := [r.source_rows for r in loads if r.source_rows is not None]) else None,
         data_min=extreme([r.data_min for r in loads if r.data_min is not None], min),
         data_max=extreme([r.data_max for r in loads if r.data_max is not None], max),
         error=message,

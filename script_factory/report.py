@@ -19,8 +19,10 @@ def summary_text(summary: RunSummary, home: Path | None = None) -> str:
     """A few lines: status, tasks, rows, duration, the log and the outputs."""
     outcome = summary.outcome
     ok = sum(1 for o in summary.outcomes if o.status == "success")
-    failed = [o for o in summary.outcomes if o.status != "success"]
+    skipped = sum(1 for o in summary.outcomes if o.status == "skipped")
+    failed = [o for o in summary.outcomes if o.status not in ("success", "skipped")]
     tasks = f"{ok} ok" + (f", {len(failed)} failed ({failed[0].task.name})" if failed else "")
+    tasks += f", {skipped} skipped (no new data)" if skipped else ""
     lines = [
         f"{summary.project}: {summary.status.upper()}  (run {summary.run_id or '-'}, load type {summary.load_type}, "
         f"exit code {int(summary.exit_code)})",

@@ -23,19 +23,21 @@ import os
 import socket
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from script_factory import __version__, audit
-from script_factory.config import RetrySpec
+from script_factory.audit_writer import AuditWriter
 from script_factory.context import Connections, RunContext
 from script_factory.factory import Plan
 from script_factory.lock import ProjectLock
 from script_factory.outcome import (
     FAILED,
     INTERRUPTED,
+    ROLLED_BACK,
+    SKIPPED,
     SUCCESS,
     RunOutcome,
     RunSummary,
@@ -43,20 +45,26 @@ from script_factory.outcome import (
     decide,
     describe,
 )
+from script_factory.publish import RunTransaction
 from script_factory.request import RunRequest
+from script_factory.retry import retrying
 from script_factory.settings import REPO_ROOT, Settings
 from script_factory.task import StepResult, Task
 from script_factory.window import Window, next_watermark, resolve_windows
 from utilities import interrupts, logs, retention
 from utilities.dates import encode_cursor, extreme, utc_now
-from utilities.errors import EtlError, TransientError
+from utilities.errors import DataQualityError, EtlError
 from utilities.version import script_version
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
+    from connectors.sql import SqlConnector
 
 logger = logging.getLogger("script_factory.runner")
 
 DEFAULT_KEEP_DAYS = 30
 DEFAULT_KEEP_RUNS = 100
-T = TypeVar("T")
 
 
 def run(plan: Plan, request: RunRequest, settings: Settings) -> RunSummary:
@@ -98,15 +106,19 @@ def _execute(
     failure: BaseException | None = None
     interrupted = False
     run_id: int | None = None
-    writer = _AuditWriter(connections, project.warehouse, project.retries)
+    writer = AuditWriter(connections, project.warehouse, project.retries)
+    warehouse = connections.sql_connector(project.warehouse)
+    publish = RunTransaction(plan.tasks, project.publish, warehouse)
     try:
-        writer.write("prepare the audit tables", lambda engine: audit.prepare(engine, project.name))
+        writer.with_engine("prepare the audit tables", lambda engine: audit.prepare(engine, project.name))
         windows, run_window = resolve_windows(
-            project, request, started, lambda table: writer.read(lambda e: audit.previous_max(e, project.name, table))
+            project,
+            request,
+            started,
+            lambda table: writer.write("read a watermark", lambda c: audit.previous_max(c, project.name, table)),
         )
-        warehouse_name = connections.sql_connector(project.warehouse).database_name
-        opening = _opening_values(plan, request, settings, windows, run_window, started, warehouse_name, log_file)
-        run_id = writer.write("open the audit row", lambda engine: audit.open_run(engine, opening))
+        opening = _opening_values(plan, request, settings, windows, run_window, started, warehouse, log_file)
+        run_id = writer.write("open the audit row", lambda conn: audit.open_run(conn, opening))
         ctx = RunContext(
             request=request,
             project=project,
@@ -120,11 +132,17 @@ def _execute(
             progress_interval=settings.option("ETL_PROGRESS_SECONDS", None, 10.0, float),
             logger=logging.getLogger(f"project.{project.name}"),
         )
-        for task in plan.tasks:
-            outcome = _run_task(task, ctx, writer)
+        for index, task in enumerate(plan.tasks):
+            publish.before(index)
+            if _nothing_to_do(task, outcomes, project.skip_when_no_data):
+                outcomes.append(_skip(task, ctx, writer))
+                publish.after(index)
+                continue
+            outcome = _run_task(task, ctx, writer, publish.inside(index))
             outcomes.append(outcome)
             if outcome.status != SUCCESS:
                 break
+            publish.after(index)
     except KeyboardInterrupt:
         interrupted = True
         logger.error("run interrupted (Ctrl-C or SIGTERM): open loads are rolled back")
@@ -136,6 +154,9 @@ def _execute(
             failure = exc
             logger.error("run failed before or between tasks: %s", describe(exc))
             logger.debug("traceback", exc_info=exc)
+    if publish.abandon() and run_id is not None:
+        _record_unpublished(writer, run_id, project.name, outcomes, publish)
+        _record_check_failures(writer, [o for i, o in enumerate(outcomes) if publish.inside(i)])
     result = decide(outcomes, failure, interrupted)
     closed = run_id is None or _close_audit(writer, run_id, result, time.perf_counter() - clock)
     connections.close()
@@ -164,8 +185,10 @@ def _execute(
 # -- tasks -----------------------------------------------------------------------------------------
 
 
-def _run_task(task: Task, ctx: RunContext, writer: _AuditWriter) -> TaskOutcome:
-    """Run one task with retries on TransientError; record its ``etl_task_runs`` row."""
+def _run_task(task: Task, ctx: RunContext, writer: AuditWriter, in_run_transaction: bool = False) -> TaskOutcome:
+    """Run one task with retries on TransientError; record its ``etl_task_runs`` row. The failures of
+    its quality checks are recorded when its transaction has rolled back (by the run, for a task inside
+    the run's transaction)."""
     window = ctx.windows.get(task.target_table) if task.target_table else None
     opening = {
         "run_id": ctx.run_id,
@@ -179,19 +202,20 @@ def _run_task(task: Task, ctx: RunContext, writer: _AuditWriter) -> TaskOutcome:
         "previous_max_date": encode_cursor(window.previous_max) if window else None,
     }
     try:
-        task_run_id = writer.write(f"record the start of task {task.name}", lambda e: audit.start_task(e, opening))
+        task_run_id = writer.write(f"record the start of task {task.name}", lambda c: audit.start_task(c, opening))
     except EtlError as exc:  # the warehouse is away: the task does not start, and fails
         logger.error("task %s: not started: %s", task.name, exc)
         return TaskOutcome(task, FAILED, 0.0, 0, None, exc)
     logger.info("task %s: started", task.name)
     clock = time.perf_counter()
+    task_ctx = replace(ctx, task_run_id=task_run_id)
     try:
-        attempt = retrying(lambda: task.run(ctx), ctx.project.retries, f"task {task.name}")
+        attempt = retrying(lambda: task.run(task_ctx), ctx.project.retries, f"task {task.name}")
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM: close the task's row, then unwind the run
         writer.write_later(
             f"close task {task.name}",
-            lambda e: audit.finish_task(
-                e, task_run_id, {"status": FAILED, "end_time": utc_now(), "error_message": INTERRUPTED}
+            lambda c: audit.finish_task(
+                c, task_run_id, {"status": FAILED, "end_time": utc_now(), "error_message": INTERRUPTED}
             ),
         )
         raise
@@ -206,8 +230,34 @@ def _run_task(task: Task, ctx: RunContext, writer: _AuditWriter) -> TaskOutcome:
         message = f" ({result.message})" if result and result.message else ""
         logger.info("task %s: done in %.1f s%s", task.name, seconds, message)
     values = _closing_values(outcome, window)
-    writer.write_later(f"close task {task.name}", lambda e: audit.finish_task(e, task_run_id, values))
+    writer.write_later(f"close task {task.name}", lambda c: audit.finish_task(c, task_run_id, values))
+    if not in_run_transaction:
+        _record_check_failures(writer, [outcome])
     return outcome
+
+
+def _nothing_to_do(task: Task, outcomes: list[TaskOutcome], skip_when_no_data: bool) -> bool:
+    """``skip_when_no_data``: the aggregations and outputs wait for a table with new rows."""
+    if not skip_when_no_data or task.kind not in ("aggregation", "output"):
+        return False
+    loads = [o for o in outcomes if o.task.kind == "load"]
+    return bool(loads) and all(o.result is not None and o.result.no_data for o in loads)
+
+
+def _skip(task: Task, ctx: RunContext, writer: AuditWriter) -> TaskOutcome:
+    logger.info("task %s: skipped, no table had new rows (skip_when_no_data)", task.name)
+    row = {
+        "run_id": ctx.run_id,
+        "project": ctx.project.name,
+        "task_name": task.name,
+        "task_kind": task.kind,
+        "target_table": task.target_table,
+        "start_time": utc_now(),
+        "end_time": utc_now(),
+        "message": "skipped: no table had new rows (skip_when_no_data)",
+    }
+    writer.write_later(f"record task {task.name} (skipped)", _task_row_writer(row, SKIPPED))
+    return TaskOutcome(task, SKIPPED, 0.0, 0)
 
 
 def _closing_values(outcome: TaskOutcome, window: Any) -> dict[str, Any]:
@@ -232,98 +282,73 @@ def _closing_values(outcome: TaskOutcome, window: Any) -> dict[str, Any]:
     return values
 
 
-@dataclass(frozen=True)
-class Attempt(Generic[T]):
-    """How a retried call ended: its value, or its last error, after ``number`` attempts."""
-
-    number: int
-    value: T | None = None
-    error: Exception | None = None
-
-
-def retrying(call: Callable[[], T], retries: RetrySpec, label: str) -> Attempt[T]:
-    """``call()`` up to ``retries.attempts`` times while it raises TransientError, pausing
-    ``backoff_seconds``, then twice that, and so on. Any other error ends it at once. An error that
-    arrives because the operator stopped the run is raised as KeyboardInterrupt."""
-    attempts = retries.attempts
-    for number in range(1, attempts + 1):
-        try:
-            return Attempt(number, value=call())
-        except TransientError as exc:
-            if interrupts.requested():
-                raise KeyboardInterrupt from exc
-            if number == attempts:
-                return Attempt(number, error=exc)
-            pause = retries.backoff_seconds * 2 ** (number - 1)
-            logger.warning("%s: attempt %d of %d failed (%s); retrying in %g s", label, number, attempts, exc, pause)
-            time.sleep(pause)
-        except Exception as exc:
-            if interrupts.requested():
-                raise KeyboardInterrupt from exc
-            return Attempt(number, error=exc)
-    raise AssertionError("retries.attempts is at least 1")
-
-
 # -- the audit trail ----------------------------------------------------------------------------------
 
 
-class _AuditWriter:
-    """Audit reads and writes on the warehouse, translated and retried like a task.
-
-    A write that still fails after the retries (the warehouse is away) is kept, in order, and done
-    before the next write that gets through: when the warehouse answers again, every row the run
-    could not write while it was away is written, the closing of the run's row last.
-    """
-
-    def __init__(self, connections: Connections, warehouse: str, retries: RetrySpec) -> None:
-        self.connections = connections
-        self.warehouse = warehouse
-        self.retries = retries
-        self.backlog: list[tuple[str, Callable[[Any], Any]]] = []
-
-    def write(self, action: str, call: Callable[[Any], T]) -> T:
-        """``call(engine)``, retried on TransientError (after the backlog); the last error is raised."""
-
-        def attempt() -> T:
-            target = self.connections.sql_connector(self.warehouse)
-            with target.translate_errors(action):
-                while self.backlog:
-                    self.backlog[0][1](target.engine)
-                    del self.backlog[0]
-                return call(target.engine)
-
-        outcome = retrying(attempt, self.retries, f"audit: {action}")
-        if outcome.error is not None:
-            raise outcome.error
-        return outcome.value  # type: ignore[return-value]
-
-    def read(self, call: Callable[[Any], T]) -> T:
-        return self.write("read a watermark", call)
-
-    def write_later(self, action: str, call: Callable[[Any], Any]) -> bool:
-        """Like :meth:`write`; if it still fails, the write joins the backlog (one line in the log) and
-        False is returned. The run's outcome stays the tasks' own."""
-        try:
-            self.write(action, call)
-            return True
-        except EtlError as exc:
-            logger.error("audit: could not %s (written when the warehouse answers again): %s", action, exc)
-            self.backlog.append((action, call))
-            return False
+def _record_check_failures(writer: AuditWriter, outcomes: list[TaskOutcome]) -> None:
+    """The check results a failing gate or check task carried out of its rolled-back transaction."""
+    for outcome in outcomes:
+        error = outcome.exception
+        if isinstance(error, DataQualityError) and error.results:
+            writer.write_later(f"record the checks of task {outcome.task.name}", _dq_writer(error.results))
 
 
-def _close_audit(writer: _AuditWriter, run_id: int, result: RunOutcome, seconds: float) -> bool:
+def _record_unpublished(
+    writer: AuditWriter, run_id: int, project: str, outcomes: list[TaskOutcome], publish: RunTransaction
+) -> None:
+    """The task rows of the run's transaction were rolled back with it: write them again, saying what
+    happened (a task that succeeded is ``rolled_back``: its writes were not published)."""
+    for index, outcome in enumerate(outcomes):
+        if not publish.inside(index):
+            continue
+        row = {
+            "run_id": run_id,
+            "project": project,
+            "task_name": outcome.task.name,
+            "task_kind": outcome.task.kind,
+            "target_table": outcome.task.target_table,
+            "start_time": utc_now(),
+            "end_time": utc_now(),
+            "attempts": outcome.attempts,
+            "duration_seconds": outcome.seconds,
+            "error_message": outcome.error or "not published: publish: run publishes all of the run or nothing",
+        }
+        status = FAILED if outcome.status == FAILED else ROLLED_BACK
+        writer.write_later(f"record task {outcome.task.name} (rolled back)", _task_row_writer(row, status))
+
+
+def _dq_writer(rows: tuple[Mapping[str, Any], ...]) -> Callable[[Connection], None]:
+    def write(conn: Connection) -> None:
+        for row in rows:
+            audit.record_dq_result(conn, row)
+
+    return write
+
+
+def _task_row_writer(row: Mapping[str, Any], status: str) -> Callable[[Connection], None]:
+    """Writes a task row that is closed from the start (``status``)."""
+
+    def write(conn: Connection) -> None:
+        audit.finish_task(
+            conn, audit.start_task(conn, {k: v for k, v in row.items() if k != "status"}), {"status": status}
+        )
+
+    return write
+
+
+def _close_audit(writer: AuditWriter, run_id: int, result: RunOutcome, seconds: float) -> bool:
     values = {
         "status": result.status,
         "end_execution_time": utc_now(),
         "duration_seconds": seconds,
         "number_of_records": result.rows,
+        "source_records": result.source_rows,
         "data_min_date": encode_cursor(result.data_min),
         "data_max_date": encode_cursor(result.data_max),
         "error_message": result.error,
         "output_files": "\n".join(str(p) for p in result.outputs) or None,
     }
-    closed = writer.write_later(f"close audit row {run_id}", lambda e: audit.close_run(e, run_id, values))
+    closed = writer.write_later(f"close audit row {run_id}", lambda c: audit.close_run(c, run_id, values))
     if not closed:
         logger.error("audit row %s stays 'running'; the next run of the project closes it as failed", run_id)
     return closed
@@ -336,7 +361,7 @@ def _opening_values(
     windows: Mapping[str, Window],
     run_window: Window,
     started: datetime,
-    warehouse_name: str,
+    warehouse: SqlConnector,
     log_file: Path | None,
 ) -> dict[str, Any]:
     previous = [w.previous_max for w in windows.values() if w.previous_max is not None]
@@ -349,7 +374,7 @@ def _opening_values(
         "previous_max_date": encode_cursor(extreme(previous, min)),
         "environment": settings.environment,
         "script_version": script_version(__version__, REPO_ROOT),
-        "target_database": warehouse_name,
+        "target_database": warehouse.database_name,
         "target_table": ", ".join(t.target_table for t in plan.tasks if t.target_table) or None,
         "log_file": str(log_file) if log_file else None,
         "host": socket.gethostname(),

@@ -20,6 +20,8 @@ class StepResult:
     message: str = ""
     delete_files: bool = False  # the files are deleted once the run has reported them
     strategy: str | None = None  # for loads: the strategy this run applied
+    source_rows: int | None = None  # for reconciled loads: the source's count of the window
+    no_data: bool = False  # for loads: the window had no row (a precheck skipped the load, or none came)
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,7 @@ class Task:
     run: partial[Any]
     target_table: str | None = None
     preview: Callable[[Any], str] | None = None
+    writes_warehouse: bool = False  # its writes belong in the run's transaction with ``publish: run``
 
     def bound_parameters(self) -> dict[str, Any]:
         """The parameters the factory bound, for ``--dry-run``."""

@@ -16,6 +16,9 @@ re-raise ``from`` the original, so the cause is kept but the runner never needs 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 
 class EtlError(Exception):
     """Base class: every error the runner knows how to report in one line."""
@@ -38,4 +41,9 @@ class FatalError(EtlError):
 
 
 class DataQualityError(EtlError):
-    """A data-quality check of severity ``error`` failed."""
+    """A data-quality check of severity ``error`` failed. ``results`` are the check results (as
+    ``etl_dq_results`` rows) to record once the transaction that evaluated them has rolled back."""
+
+    def __init__(self, message: str, results: tuple[Mapping[str, Any], ...] = ()) -> None:
+        super().__init__(message)
+        self.results = results

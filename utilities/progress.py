@@ -17,8 +17,11 @@ class Progress:
     a line every ``interval`` seconds, so a long load is never silent.
     """
 
-    def __init__(self, label: str, interval: float = 10.0, stream: TextIO | None = None) -> None:
+    def __init__(
+        self, label: str, interval: float = 10.0, stream: TextIO | None = None, total: int | None = None
+    ) -> None:
         self.label = label
+        self.total = total  # rows expected (a precheck's count): the lines then show the share and an ETA
         self.interval = interval
         self.rows = 0
         self.started = time.perf_counter()
@@ -41,18 +44,33 @@ class Progress:
         now = time.perf_counter()
         if self._live and now - self._last_report >= 0.2:
             self._last_report = now
-            self._stream.write(f"\r  {self.label}: {self.rows:,} rows  {self.rate:,.0f} rows/s  {self.elapsed:.1f} s ")
+            self._stream.write(
+                f"\r  {self.label}: {self.rows:,}{self._of()} rows  {self.rate:,.0f} rows/s  {self.elapsed:.1f} s"
+                f"{self._eta()} "
+            )
             self._stream.flush()
         elif not self._live and now - self._last_report >= self.interval:
             self._last_report = now
             logger.info(
-                "%s: %s rows so far, %s rows/s, %.1f s%s",
+                "%s: %s%s rows so far, %s rows/s, %.1f s%s%s",
                 self.label,
                 f"{self.rows:,}",
+                self._of(),
                 f"{self.rate:,.0f}",
                 self.elapsed,
+                self._eta(),
                 _peak_memory(),
             )
+
+    def _of(self) -> str:
+        return f" of {self.total:,}" if self.total else ""
+
+    def _eta(self) -> str:
+        """ ", ETA 42 s" from the rate so far, when the total is known."""
+        if not self.total or not self.rows or self.rows >= self.total:
+            return ""
+        seconds = (self.total - self.rows) / self.rate if self.rate > 0 else 0.0
+        return f", ETA {seconds / 60:.0f} min" if seconds >= 120 else f", ETA {seconds:.0f} s"
 
     def finish(self) -> None:
         """Clear the live line (the step's own summary line follows in the log)."""

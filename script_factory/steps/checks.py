@@ -1,8 +1,20 @@
-"""The quality-check step: run the project's checks, record each in ``etl_dq_results``, fail on errors."""
+"""Quality checks: evaluated on a connection, recorded in ``etl_dq_results``, and a gate on errors.
+
+Two places run them. A check on a table loaded in this run is a *gate*: the load step evaluates it
+inside the load's own transaction (script_factory/steps/load.py), before the commit, so an ``error``
+failure rolls the load back. The other checks (tables not loaded in this run, custom SQL naming no
+table) run after the loads, in the ``quality_checks`` task (:func:`run_checks`).
+
+Either way the results are recorded where they were evaluated, unless one of them is a failure of
+severity ``error``: then they all travel in the DataQualityError, and the runner records them once
+the load's (or the run's) transaction has rolled back, so they are never lost with it.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from data_quality_checks.checks import evaluate
 from script_factory import audit
@@ -12,15 +24,33 @@ from script_factory.task import StepResult
 from utilities.dates import zone
 from utilities.errors import DataQualityError
 
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
 
-def run_checks(ctx: RunContext, *, checks: tuple[CheckSpec, ...], custom_sql: Mapping[str, str]) -> StepResult:
-    """Run every check (a failing one does not stop the others), then raise DataQualityError if any
-    check of severity ``error`` failed. Warnings are logged and recorded only."""
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One check's verdict: ``pass``, or ``fail`` at the check's severity."""
+
+    check: CheckSpec
+    passed: bool
+    failing_rows: int
+    detail: str
+
+    @property
+    def blocks(self) -> bool:
+        """A failure of severity ``error``: the load (or the run) must not go on."""
+        return not self.passed and self.check.severity is Severity.ERROR
+
+
+def evaluate_checks(
+    ctx: RunContext, conn: Connection, checks: Sequence[CheckSpec], custom_sql: Mapping[str, str]
+) -> list[CheckResult]:
+    """Every check on ``conn`` (a failing one does not stop the others), each logged."""
     target = ctx.warehouse
-    failed_errors: list[str] = []
-    warnings = 0
+    results = []
     for check in checks:
-        with target.translate_errors(f"check {check.name}"), target.read_connection() as conn:
+        with target.translate_errors(f"check {check.name}"):
             table = target.reflect(conn, check.table) if check.table is not None else None
             outcome = evaluate(
                 conn,
@@ -32,32 +62,70 @@ def run_checks(ctx: RunContext, *, checks: tuple[CheckSpec, ...], custom_sql: Ma
                 now=ctx.now,
                 source_zone=zone(ctx.project.timezone),
             )
-        status = "pass" if outcome.passed else "fail"
-        audit.record_dq_result(
-            target.engine,
-            {
-                "run_id": ctx.run_id,
-                "project": ctx.project.name,
-                "check_name": check.name,
-                "check_kind": check.kind,
-                "table_name": str(check.table) if check.table else None,
-                "severity": check.severity.value,
-                "status": status,
-                "failing_rows": outcome.failing_rows,
-                "detail": outcome.detail,
-            },
-        )
-        if outcome.passed:
-            ctx.logger.info("check %s: pass (%s)", check.name, outcome.detail)
-        elif check.severity is Severity.ERROR:
-            ctx.logger.error("check %s: FAIL (%s)", check.name, outcome.detail)
-            failed_errors.append(f"{check.name} ({outcome.detail})")
+        result = CheckResult(check, outcome.passed, outcome.failing_rows, outcome.detail)
+        if result.passed:
+            ctx.logger.info("check %s: pass (%s)", check.name, result.detail)
+        elif result.blocks:
+            ctx.logger.error("check %s: FAIL (%s)", check.name, result.detail)
         else:
-            ctx.logger.warning("check %s: fail, severity warn (%s)", check.name, outcome.detail)
-            warnings += 1
-    if failed_errors:
-        raise DataQualityError(f"{len(failed_errors)} quality check(s) failed: " + "; ".join(failed_errors))
-    return StepResult(message=f"{len(checks)} check(s): {len(checks) - warnings} passed, {warnings} warning(s)")
+            ctx.logger.warning("check %s: fail, severity warn (%s)", check.name, result.detail)
+        results.append(result)
+    return results
+
+
+def settle(ctx: RunContext, conn: Connection, results: Sequence[CheckResult], extra: Sequence[Finding] = ()) -> str:
+    """Record the results (and ``extra`` findings, e.g. a reconciliation's) on ``conn`` and return a
+    one-line summary; or, when one of them blocks, raise DataQualityError carrying every row (the
+    runner records them after the rollback that the error causes)."""
+    findings = [*extra, *(Finding(dq_row(ctx, r), _failure(r)) for r in results)]
+    failures = [f.failure for f in findings if f.failure]
+    if failures:
+        raise DataQualityError(
+            f"{len(failures)} quality check(s) failed: " + "; ".join(failures),
+            results=tuple(f.row for f in findings),
+        )
+    for finding in findings:
+        audit.record_dq_result(conn, finding.row)
+    warnings = sum(1 for r in results if not r.passed)
+    return f"{len(results)} check(s): {len(results) - warnings} passed, {warnings} warning(s)"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """An ``etl_dq_results`` row, and why it stops the load (None: it does not)."""
+
+    row: dict[str, Any]
+    failure: str | None = None
+
+
+def _failure(result: CheckResult) -> str | None:
+    return f"{result.check.name} ({result.detail})" if result.blocks else None
+
+
+def dq_row(ctx: RunContext, result: CheckResult) -> dict[str, Any]:
+    """The ``etl_dq_results`` row of ``result``."""
+    check = result.check
+    return {
+        "run_id": ctx.run_id,
+        "project": ctx.project.name,
+        "check_name": check.name,
+        "check_kind": check.kind,
+        "table_name": str(check.table) if check.table else None,
+        "severity": check.severity.value,
+        "status": "pass" if result.passed else "fail",
+        "failing_rows": result.failing_rows,
+        "detail": result.detail,
+    }
+
+
+def run_checks(ctx: RunContext, *, checks: tuple[CheckSpec, ...], custom_sql: Mapping[str, str]) -> StepResult:
+    """The checks that are not gates of a load: evaluated after the loads, then recorded."""
+    target = ctx.warehouse
+    with target.translate_errors("quality checks"), target.read_connection() as conn:
+        results = evaluate_checks(ctx, conn, checks, custom_sql)
+    with target.translate_errors("record the quality checks"), target.transaction() as conn:
+        message = settle(ctx, conn, results)
+    return StepResult(message=message)
 
 
 def preview_checks(ctx: RunContext, *, checks: tuple[CheckSpec, ...], custom_sql: Mapping[str, str]) -> str:

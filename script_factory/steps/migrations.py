@@ -34,7 +34,8 @@ def apply_ddl(ctx: RunContext, *, files: tuple[DdlFile, ...]) -> StepResult:
     target = ctx.warehouse
     applied = 0
     for ddl in files:
-        previous = audit.applied_migration(target.engine, ddl.name)
+        with target.read_connection() as conn:
+            previous = audit.applied_migration(conn, ddl.name)
         if previous is not None:
             if previous["checksum"] != ddl.checksum:
                 raise FatalError(
@@ -42,7 +43,7 @@ def apply_ddl(ctx: RunContext, *, files: tuple[DdlFile, ...]) -> StepResult:
                     f"restore it and put the change in a new numbered file"
                 )
             continue
-        with target.translate_errors(f"apply warehouse/{ddl.name}"), target.engine.begin() as conn:
+        with target.translate_errors(f"apply warehouse/{ddl.name}"), target.transaction() as conn:
             for statement in split_statements(ddl.sql):
                 conn.exec_driver_sql(statement)
             conn.execute(

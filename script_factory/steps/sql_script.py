@@ -15,7 +15,7 @@ def run_sql_script(ctx: RunContext, *, connection: str, label: str, sql: str) ->
     target = ctx.sql_connector(connection)
     values = ctx.bind_values()
     affected = 0
-    with target.translate_errors(label), target.engine.begin() as conn:
+    with target.translate_errors(label), target.transaction() as conn:
         for statement in split_statements(sql):
             clause, params = bound(statement, values)
             result = conn.execute(clause, params)

@@ -26,7 +26,6 @@ def test_the_demo_assembles_in_stage_order(demo_home: Path) -> None:
         "load:dim_customer",
         "load:dim_product",
         "load:fact_order_lines",
-        "quality_checks",
         "aggregate:daily_sales",
         "output:daily_sales",
     ]
@@ -35,6 +34,13 @@ def test_the_demo_assembles_in_stage_order(demo_home: Path) -> None:
     assert load.run.keywords["table"].keys == ("order_id", "line_number")
     assert "FROM order_lines AS l" in load.run.keywords["sql"]
     assert load.target_table == "fact_order_lines"
+    # the checks on a table this run loads are that load's gates, run inside its transaction
+    assert [c.name for c in load.run.keywords["checks"]] == [
+        "not_null_fact_order_lines",
+        "unique_fact_order_lines",
+        "accepted_values_fact_order_lines",
+    ]
+    assert [c.name for c in plan.tasks[2].run.keywords["checks"]] == ["row_count_dim_customer"]
 
 
 def test_the_factory_touches_no_database(demo_home: Path) -> None:
