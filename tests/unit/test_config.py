@@ -145,7 +145,10 @@ def test_every_error_of_the_file_is_reported_at_once(tmp_path: Path) -> None:
     [
         ({**BASE, "schedule": "0 6 * *"}, "schedule: expected a cron expression such as \"0 6 * * *\", got '0 6 * *'"),
         ({**BASE, "schedule": "61 * * * *"}, "schedule: expected a cron expression"),
-        (with_table(bogus=1), "tables[0] (t1).bogus: unknown key (expected one of: chunk_size, cursor, keys, precheck,"),
+        (
+            with_table(bogus=1),
+            "tables[0] (t1).bogus: unknown key (expected one of: chunk_size, cursor, keys, precheck,",
+        ),
         (
             {**BASE, "checks": [{"kind": "unique", "table": "t1", "columns": ["id"], "column": "id"}]},
             "checks[0].column: unknown key (expected one of: columns, kind, name, severity, table)",
