@@ -81,6 +81,8 @@ def build_plan(request: RunRequest, settings: Settings) -> Plan:
         smtp_settings(settings)  # a missing ETL_SMTP_* variable fails now, not after the loads
     worker = _worker_module(project) if project.before_load or project.after_load else None
     a = _Assembly(project, settings, urls, _warehouse_dialect(project, urls), worker)
+    if request.tables:
+        return Plan(project=project, tasks=(*_ddl_tasks(a), *_load_tasks(a, request.tables)), connection_urls=urls)
     tasks = (
         *_ddl_tasks(a),
         *_function_tasks(a, "before_load"),
@@ -180,9 +182,16 @@ def _ddl_tasks(a: _Assembly) -> list[Task]:
     return [make_task("warehouse_ddl", "ddl", apply_ddl, preview_ddl, files=files)]
 
 
-def _load_tasks(a: _Assembly) -> list[Task]:
+def _load_tasks(a: _Assembly, only: tuple[str, ...] = ()) -> list[Task]:
+    """One task per table (``only``: just those tables, a ConfigError naming an unknown one)."""
+    known = [str(t.target) for t in a.project.tables]
+    unknown = [name for name in only if name not in known]
+    if unknown:
+        raise ConfigError(f"project {a.project.name}: no table {', '.join(unknown)} (its tables: {', '.join(known)})")
     tasks = []
     for table in a.project.tables:
+        if only and str(table.target) not in only:
+            continue
         where = f"tables ({table.target}).source"
         source_cls = a.connector(table.source.connection)
         if not source_cls.capabilities.read:

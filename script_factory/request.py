@@ -31,6 +31,8 @@ class RunRequest:
     end_date: datetime | None = None
     env_name: str | None = None
     dry_run: bool = False
+    tables: tuple[str, ...] = ()  # load only these target tables (and their DDL and gates); () = everything
+    repair: bool = False  # each table's window is replaced (delete_insert), whatever its strategy
 
 
 def check_project_name(name: str) -> str:

@@ -224,6 +224,8 @@ def _target_name(ctx: RunContext, table: TableSpec) -> str:
 def _strategy(ctx: RunContext, table: TableSpec, window: Window) -> Strategy:
     """The strategy this run applies; an incremental ``append`` outside the warehouse is made idempotent
     by window, as is one whose window may overlap rows already loaded."""
+    if ctx.request.repair and table.cursor and window.filtered:
+        return Strategy.DELETE_INSERT  # a repair replaces the window exactly, whatever the table's strategy
     outside = _target_name(ctx, table) != ctx.project.warehouse
     overlaps = ctx.request.start_date is not None or bool(ctx.project.lookback) or outside
     return effective_strategy(table.strategy, ctx.request.load_type, window, table.cursor, overlaps)
