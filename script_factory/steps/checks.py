@@ -87,7 +87,11 @@ def settle(ctx: RunContext, conn: Connection, results: Sequence[CheckResult], ex
     for finding in findings:
         audit.record_dq_result(conn, finding.row)
     warnings = sum(1 for r in results if not r.passed)
-    return f"{len(results)} check(s): {len(results) - warnings} passed, {warnings} warning(s)"
+    said = [f"{len(results)} check(s): {len(results) - warnings} passed, {warnings} warning(s)"] if results else []
+    if extra:
+        differ = sum(1 for f in extra if f.row.get("status") == "fail")
+        said.append(f"{len(extra)} figure(s) reconciled" + (f", {differ} differ (warn)" if differ else ""))
+    return "; ".join(said)
 
 
 @dataclass(frozen=True)
