@@ -46,6 +46,9 @@ class Threshold:
         amount = format((Decimal(self.amount.numerator) / self.amount.denominator).normalize(), "f")
         return f"{self.operator}{amount}{'%' if self.percent else ''}"
 
+    def __repr__(self) -> str:  # as --dry-run prints a check spec
+        return f"Threshold({str(self)!r})"
+
     def holds(self, failing: int, checked: int | None) -> bool:
         """Whether ``failing`` rows (of ``checked``, needed for a percentage) meet the condition."""
         if self.percent:
