@@ -25,6 +25,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from connectors.base import TableName
+from data_quality_checks.thresholds import Threshold, parse_threshold
 from script_factory.config_messages import config_error
 from script_factory.config_models import (
     CHECK_KINDS,
@@ -75,6 +76,7 @@ __all__ = [
 
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "customer_code" / "project.schema.json"
 SCHEMA_COMMAND = "python -m script_factory.config --write-schema"
+ANY_FAILING = parse_threshold(">0")  # what severity alone means: any failing row fires it
 
 
 @dataclass(frozen=True)
@@ -110,11 +112,27 @@ class TableSpec:
 
 @dataclass(frozen=True)
 class CheckSpec:
+    """A check. ``severity`` is the one written, or the highest its conditions can give; ``error_if`` and
+    ``warn_if`` are the conditions written (None: the severity's ``>0``, see :meth:`conditions`)."""
+
     name: str
     kind: str
     table: TableName | None
     severity: Severity
     options: Mapping[str, Any] = field(default_factory=dict)  # the kind's keys, see CHECK_KINDS
+    error_if: Threshold | None = None
+    warn_if: Threshold | None = None
+
+    @property
+    def has_conditions(self) -> bool:
+        """Whether project.yml gives error_if or warn_if (else the severity decides)."""
+        return self.error_if is not None or self.warn_if is not None
+
+    def conditions(self) -> tuple[Threshold | None, Threshold | None]:
+        """``(error_if, warn_if)`` in force: those written, or ``>0`` at the check's severity."""
+        if self.has_conditions:
+            return self.error_if, self.warn_if
+        return (ANY_FAILING, None) if self.severity is Severity.ERROR else (None, ANY_FAILING)
 
 
 @dataclass(frozen=True)
@@ -183,7 +201,8 @@ def load_project(folder: Path) -> ProjectConfig:
 def parse_project(raw: Any, folder: Path, file: Path) -> ProjectConfig:
     """Validate the parsed YAML of one project (see :func:`load_project`); every error in one ConfigError."""
     try:
-        doc = ProjectFile.model_validate(raw, context={"folder": folder.name, "connections": _declared(raw)})
+        context = {"folder": folder.name, "connections": _declared(raw), "loaded": _loaded(raw)}
+        doc = ProjectFile.model_validate(raw, context=context)
     except ValidationError as exc:
         raise config_error(exc, raw, file) from None
     return ProjectConfig(
@@ -222,6 +241,18 @@ def _declared(raw: Any) -> set[str]:
     return {name for name in declared if isinstance(name, str)}
 
 
+def _loaded(raw: Any) -> list[str]:
+    """The warehouse tables the project loads, in order (a relationships check needs its ``to`` first)."""
+    if not isinstance(raw, dict) or not isinstance(raw.get("tables"), list):
+        return []
+    warehouse = raw.get("warehouse") or WAREHOUSE_CONNECTION
+    return [
+        t["target"].strip()
+        for t in raw["tables"]
+        if isinstance(t, dict) and isinstance(t.get("target"), str) and t.get("target_connection") in (None, warehouse)
+    ]
+
+
 def _table(doc: TableDoc, chunk_size: int, precheck: bool) -> TableSpec:
     return TableSpec(
         target=doc.target,
@@ -248,7 +279,18 @@ def _connections(doc: ProjectFile) -> dict[str, ConnectionSpec]:
 
 def _check(doc: CheckDoc) -> CheckSpec:
     options = {key: getattr(doc, key) for key in type(doc).model_fields if key in CHECK_KINDS[doc.kind]}
-    return CheckSpec(name=doc.check_name, kind=doc.kind, table=doc.table, severity=doc.severity, options=options)
+    severity = doc.severity
+    if doc.error_if or doc.warn_if:  # severity is not written with them: the highest they can give
+        severity = Severity.ERROR if doc.error_if else Severity.WARN
+    return CheckSpec(
+        name=doc.check_name,
+        kind=doc.kind,
+        table=doc.table,
+        severity=severity,
+        options=options,
+        error_if=doc.error_if,
+        warn_if=doc.warn_if,
+    )
 
 
 def _output(doc: OutputDoc, warehouse: str) -> OutputSpec:

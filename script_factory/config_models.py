@@ -13,13 +13,16 @@ import re
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic.dataclasses import dataclass
 
+from connectors.base import TableName
+from data_quality_checks.thresholds import Threshold
 from script_factory.config_types import (
     Bound,
+    Condition,
     ConnectionName,
     Cron,
     Description,
@@ -247,15 +250,55 @@ class TableDoc(_Document):
         return cursor
 
 
+_CONDITION = (
+    'Quote it: ">0", ">=10", "=0", "!=0", "<5", or a percentage of the rows checked: ">1%", ">=0.5%". '
+    "error_if is tried first, then warn_if; when neither holds the check passes. Not with severity."
+)
+
+
 class _Check(_Document):
     kind: str
     name: Name | None = Field(None, description="The check's name in etl_dq_results (default: <kind>_<table>).")
     table: Table | None = None
-    severity: Severity = Field(Severity.ERROR, description="error fails the run (exit code 4); warn only reports.")
+    severity: Severity = Field(
+        Severity.ERROR,
+        description='error fails the run (exit code 4), as error_if: ">0"; warn only reports, as warn_if: ">0".',
+    )
+    error_if: Condition | None = Field(
+        None, description="Fail with severity error (exit code 4) when the failing rows meet this. " + _CONDITION
+    )
+    warn_if: Condition | None = Field(
+        None, description="Fail with severity warn (reported only) when the failing rows meet this. " + _CONDITION
+    )
+
+    counts_rows: ClassVar[bool] = True  # its failing rows are rows of a table, so a percentage means something
 
     @property
     def check_name(self) -> str:
         return self.name or (f"{self.kind}_{self.table.name}" if self.table else self.kind)
+
+    @field_validator("error_if", "warn_if")
+    @classmethod
+    def _percent_of_rows(cls, condition: Threshold | None, info: ValidationInfo) -> Threshold | None:
+        if condition is None or not condition.percent:
+            return condition
+        if not cls.counts_rows:
+            raise problem(
+                f"a percentage needs rows to count, and a {info.data.get('kind')} check has one verdict, "
+                f'not rows: use a count such as ">0"'
+            )
+        if info.data.get("table") is None and "table" in info.data:
+            raise problem("a percentage is of the rows of the check's table: add table: (the table the query checks)")
+        return condition
+
+    @model_validator(mode="after")
+    def _severity_or_conditions(self) -> _Check:
+        if "severity" in self.model_fields_set and (self.error_if or self.warn_if):
+            raise problem(
+                "severity cannot be combined with error_if or warn_if (the condition that holds sets the "
+                "severity): drop severity"
+            )
+        return self
 
 
 class _TableCheck(_Check):
@@ -291,6 +334,7 @@ class RowCountCheck(_TableCheck):
     """The table's row count is within min and max (either may be left out)."""
 
     kind: Literal["row_count"]
+    counts_rows: ClassVar[bool] = False
     min: Bound | None = None
     max: Bound | None = None
 
@@ -307,6 +351,30 @@ class FreshnessCheck(_TableCheck):
     kind: Literal["freshness"]
     column: Identifier
     max_age: Duration = Field(description="e.g. 2h or 1d.")
+    counts_rows: ClassVar[bool] = False
+
+
+class RelationshipsCheck(_TableCheck):
+    """Every non-NULL value of column is found in field of the table to (a foreign key; NULLs pass)."""
+
+    kind: Literal["relationships"]
+    column: Identifier = Field(description="The column of table whose values must exist in to.field.")
+    to: Table = Field(description="The referenced table, e.g. dim_customer (listed before table under tables:).")
+    field: Identifier = Field(description="The column of to that holds the values, e.g. customer_id.")
+
+    @field_validator("to")
+    @classmethod
+    def _loaded_first(cls, to: TableName, info: ValidationInfo) -> TableName:
+        table = info.data.get("table")
+        order = (info.context or {}).get("loaded")  # the warehouse tables, in the order they load
+        if table is None or order is None or to == table or str(to) not in order or str(table) not in order:
+            return to
+        if order.index(str(to)) > order.index(str(table)):
+            raise problem(
+                f"{to} loads after {table}, but this check runs when {table} loads (before its commit) "
+                f"and would not see this run's rows of {to}: list {to} before {table} under tables:"
+            )
+        return to
 
 
 class CustomSqlCheck(_Check):
@@ -316,9 +384,23 @@ class CustomSqlCheck(_Check):
     file: RelativeFile = Field(description="A .sql file of the project, e.g. sql/check_orphans.sql.")
 
 
-_CHECK_MODELS = (NotNullCheck, UniqueCheck, AcceptedValuesCheck, RowCountCheck, FreshnessCheck, CustomSqlCheck)
+_CHECK_MODELS = (
+    NotNullCheck,
+    UniqueCheck,
+    AcceptedValuesCheck,
+    RowCountCheck,
+    FreshnessCheck,
+    RelationshipsCheck,
+    CustomSqlCheck,
+)
 CheckDoc = Annotated[
-    NotNullCheck | UniqueCheck | AcceptedValuesCheck | RowCountCheck | FreshnessCheck | CustomSqlCheck,
+    NotNullCheck
+    | UniqueCheck
+    | AcceptedValuesCheck
+    | RowCountCheck
+    | FreshnessCheck
+    | RelationshipsCheck
+    | CustomSqlCheck,
     Field(discriminator="kind"),
 ]
 CHECK_KINDS: dict[str, set[str]] = {

@@ -16,6 +16,7 @@ from pydantic import PlainValidator, ValidationInfo, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 from connectors.base import TableName
+from data_quality_checks.thresholds import THRESHOLD_PATTERN, Threshold, parse_threshold
 from utilities.dates import DURATION_PATTERN, ISO_DATETIME_PATTERN, parse_duration, parse_iso_datetime, zone
 
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -142,6 +143,13 @@ def _email_address(value: Any) -> str:
     return text
 
 
+def _condition(value: Any) -> Threshold:
+    try:
+        return parse_threshold(value)
+    except ValueError as exc:
+        raise expected(str(exc), value) from None
+
+
 def _when(value: Any) -> str:
     if value not in ("success", "failure"):
         raise expected("success or failure", value)
@@ -197,6 +205,9 @@ Duration = Annotated[
 TimeZone = Annotated[str, PlainValidator(_time_zone), _string(minLength=1, examples=["UTC", "Europe/Paris"])]
 Cron = Annotated[str, PlainValidator(_cron), _string(minLength=1, examples=["0 6 * * *"])]
 EmailAddress = Annotated[str, PlainValidator(_email_address), _string(pattern="@")]
+Condition = Annotated[
+    Threshold, PlainValidator(_condition), _string(pattern=THRESHOLD_PATTERN, examples=[">0", ">=10", ">1%"])
+]
 When = Annotated[str, PlainValidator(_when), WithJsonSchema({"enum": ["success", "failure"]})]
 SqliteUrl = Annotated[str, PlainValidator(_sqlite_url), _string(pattern="^sqlite:///")]
 ConnectionName = Annotated[str, PlainValidator(_connection), _string(pattern=NAME.pattern)]

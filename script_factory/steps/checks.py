@@ -5,6 +5,10 @@ inside the load's own transaction (script_factory/steps/load.py), before the com
 failure rolls the load back. The other checks (tables not loaded in this run, custom SQL naming no
 table) run after the loads, in the ``quality_checks`` task (:func:`run_checks`).
 
+A check's verdict comes from its conditions (data_quality_checks/thresholds.py): ``error_if``, then
+``warn_if``, compared with its failing rows (or their share of the table's rows); without them, its
+severity with any failing row.
+
 Either way the results are recorded where they were evaluated, unless one of them is a failure of
 severity ``error``: then they all travel in the DataQualityError, and the runner records them once
 the load's (or the run's) transaction has rolled back, so they are never lost with it.
@@ -16,7 +20,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from data_quality_checks.checks import evaluate
+from data_quality_checks.checks import CheckOutcome, evaluate
+from data_quality_checks.thresholds import Threshold, percent_text, share, verdict
 from script_factory import audit
 from script_factory.config import CheckSpec, Severity
 from script_factory.context import RunContext
@@ -30,17 +35,24 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class CheckResult:
-    """One check's verdict: ``pass``, or ``fail`` at the check's severity."""
+    """One check's verdict: ``pass``, or ``fail`` at the severity whose condition held (``severity``;
+    None: the check's own)."""
 
     check: CheckSpec
     passed: bool
     failing_rows: int
     detail: str
+    severity: Severity | None = None
+
+    @property
+    def level(self) -> Severity:
+        """The severity of the verdict: the one that fired, or the check's own for a pass."""
+        return self.severity or self.check.severity
 
     @property
     def blocks(self) -> bool:
         """A failure of severity ``error``: the load (or the run) must not go on."""
-        return not self.passed and self.check.severity is Severity.ERROR
+        return not self.passed and self.level is Severity.ERROR
 
 
 def evaluate_checks(
@@ -50,8 +62,11 @@ def evaluate_checks(
     target = ctx.warehouse
     results = []
     for check in checks:
+        error_if, warn_if = check.conditions()
+        percent = any(c is not None and c.percent for c in (error_if, warn_if))
         with target.translate_errors(f"check {check.name}"):
             table = target.reflect(conn, check.table) if check.table is not None else None
+            to = check.options.get("to") if check.kind == "relationships" else None
             outcome = evaluate(
                 conn,
                 check.kind,
@@ -61,8 +76,17 @@ def evaluate_checks(
                 custom_sql=custom_sql.get(check.name),
                 now=ctx.now,
                 source_zone=zone(ctx.project.timezone),
+                reference=target.reflect(conn, to) if to is not None else None,
+                count_checked=percent,
             )
-        result = CheckResult(check, outcome.passed, outcome.failing_rows, outcome.detail)
+        fired = verdict(outcome.failing_rows, outcome.checked_rows, error_if, warn_if)
+        result = CheckResult(
+            check,
+            passed=fired is None,
+            failing_rows=outcome.failing_rows,
+            detail=_detail(check, outcome, fired),
+            severity=Severity(fired[0]) if fired else None,
+        )
         if result.passed:
             ctx.logger.info("check %s: pass (%s)", check.name, result.detail)
         elif result.blocks:
@@ -71,6 +95,25 @@ def evaluate_checks(
             ctx.logger.warning("check %s: fail, severity warn (%s)", check.name, result.detail)
         results.append(result)
     return results
+
+
+def _detail(check: CheckSpec, outcome: CheckOutcome, fired: tuple[str, Threshold] | None) -> str:
+    """The kind's line, with the share of the rows checked when a condition is a percentage, and the
+    condition that fired (or, for a pass with failing rows, those that did not) when project.yml wrote any:
+    ``3 row(s) with NULL in email (1.2% of 250 row(s)); error_if >1%``."""
+    detail = outcome.detail
+    if outcome.checked_rows is not None:
+        detail += (
+            f" ({percent_text(share(outcome.failing_rows, outcome.checked_rows))} of {outcome.checked_rows} row(s))"
+        )
+    if not check.has_conditions:
+        return detail
+    if fired is not None:
+        return f"{detail}; {fired[0]}_if {fired[1]}"
+    if outcome.failing_rows:
+        written = [f"{k} {c}" for k, c in (("error_if", check.error_if), ("warn_if", check.warn_if)) if c is not None]
+        return f"{detail}; {' and '.join(written)} not met"
+    return detail
 
 
 def settle(ctx: RunContext, conn: Connection, results: Sequence[CheckResult], extra: Sequence[Finding] = ()) -> str:
@@ -115,7 +158,7 @@ def dq_row(ctx: RunContext, result: CheckResult) -> dict[str, Any]:
         "check_name": check.name,
         "check_kind": check.kind,
         "table_name": str(check.table) if check.table else None,
-        "severity": check.severity.value,
+        "severity": result.level.value,
         "status": "pass" if result.passed else "fail",
         "failing_rows": result.failing_rows,
         "detail": result.detail,
@@ -133,7 +176,11 @@ def run_checks(ctx: RunContext, *, checks: tuple[CheckSpec, ...], custom_sql: Ma
 
 
 def preview_checks(ctx: RunContext, *, checks: tuple[CheckSpec, ...], custom_sql: Mapping[str, str]) -> str:
-    return "\n".join(
-        f"{c.name}: {c.kind} on {c.table or '(custom SQL)'} {dict(c.options)} severity={c.severity.value}"
-        for c in checks
-    )
+    return "\n".join(f"{c.name}: {c.kind} on {c.table or '(custom SQL)'} {dict(c.options)} {_when(c)}" for c in checks)
+
+
+def _when(check: CheckSpec) -> str:
+    """``severity=error``, or the conditions written: ``error_if=>1% warn_if=>0``."""
+    if not check.has_conditions:
+        return f"severity={check.severity.value}"
+    return " ".join(f"{k}={c}" for k, c in (("error_if", check.error_if), ("warn_if", check.warn_if)) if c)

@@ -134,8 +134,8 @@ def test_every_error_of_the_file_is_reported_at_once(tmp_path: Path) -> None:
     assert lines[1:] == [
         "  tables[0] (t1).strategy: expected one of append, merge, replace, delete_insert, got 'upsert'",
         "  tables[0] (t1).chunk_size: expected a whole number >= 1, got 0",
-        "  checks[0].kind: expected one of accepted_values, custom_sql, freshness, not_null, row_count, unique, "
-        "got 'sometimes'",
+        "  checks[0].kind: expected one of accepted_values, custom_sql, freshness, not_null, relationships, "
+        "row_count, unique, got 'sometimes'",
         "  schedule: expected a cron expression such as \"0 6 * * *\", got 'every morning'",
     ]
 
@@ -151,7 +151,7 @@ def test_every_error_of_the_file_is_reported_at_once(tmp_path: Path) -> None:
         ),
         (
             {**BASE, "checks": [{"kind": "unique", "table": "t1", "columns": ["id"], "column": "id"}]},
-            "checks[0].column: unknown key (expected one of: columns, kind, name, severity, table)",
+            "checks[0].column: unknown key (expected one of: columns, error_if, kind, name, severity, table, warn_if)",
         ),
         ({**BASE, "connections": {"src": {}, "Erp": {}}}, "connections.Erp: expected a lower-case name"),
         ({**BASE, "connections": {"src": {"default": "postgresql://u:secret@h/db"}}}, "set ETL_CONN_SRC instead"),
