@@ -4,6 +4,7 @@
     python script_runner.py --project sales_demo --load-type F         # full reload
     python script_runner.py --project sales_demo --start-date 2026-01-01 --end-date 2026-01-31
     python script_runner.py --project sales_demo --dry-run             # print the tasks, touch nothing
+    python script_runner.py --project sales_demo --verify [--repair]   # compare source and target by day
     python script_runner.py --list                                     # projects and their tables
 
 Bad input stops here with one line on stderr and exit code 2; nothing has connected by then.
@@ -81,6 +82,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="connect to every connection of the project and report; exit 2 if one fails",
     )
+    parser.add_argument(
+        "--verify",
+        action="store_true",
+        help="compare each table with a cursor between source and target, day by day; exit 1 if a day differs",
+    )
+    parser.add_argument(
+        "--repair", action="store_true", help="with --verify: reload exactly the days that differ, then compare again"
+    )
     parser.add_argument("--list", action="store_true", help="list the projects and their tables")
     return parser
 
@@ -93,6 +102,7 @@ def parse_request(argv: Sequence[str]) -> tuple[RunRequest | None, argparse.Name
     if not args.project:
         raise ConfigError(f"--project is required (see {PROG} --list for the projects)")
     check_project_name(args.project)  # before anything is read: no path can leave customer_code/
+    _check_verify_flags(args)
     if args.start_date and args.end_date:
         _check_order(args.start_date, args.end_date)
     request = RunRequest(
@@ -104,6 +114,15 @@ def parse_request(argv: Sequence[str]) -> tuple[RunRequest | None, argparse.Name
         dry_run=args.dry_run,
     )
     return request, args
+
+
+def _check_verify_flags(args: argparse.Namespace) -> None:
+    if args.repair and not args.verify:
+        raise ConfigError("--repair reloads the days --verify finds: give --verify --repair")
+    if args.verify and (args.dry_run or args.check):
+        raise ConfigError(f"--verify cannot be combined with {'--dry-run' if args.dry_run else '--check'}")
+    if args.verify and args.load_type is LoadType.FULL:
+        raise ConfigError("--verify compares by day; --load-type does not apply (give dates to limit it)")
 
 
 def _check_order(start: datetime, end: datetime) -> None:
@@ -145,6 +164,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         paths = settings.paths  # a file where a run folder belongs: exit 2 before anything connects
         check_folders(paths.home, [paths.logs / request.project, paths.output / request.project, paths.locks])
+        if args.verify:
+            from script_factory.verify import verify_project
+
+            return verify_project(
+                plan, request, settings, lambda line: print(settings.masker(line), flush=True), args.repair
+            )
         summary = run(plan, request, settings)
         print(summary_text(summary, settings.paths.home))
         if summary.exit_code is ExitCode.INTERRUPTED:

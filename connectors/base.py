@@ -71,6 +71,7 @@ class ReadRequest:
     options: Mapping[str, Any] = field(default_factory=dict)
     accept: frozenset[str] = frozenset({ROWS})
     keys: tuple[str, ...] = ()  # the target's key columns (a source may split its read on them)
+    columns: tuple[str, ...] = ()  # read only these columns, in this order (SQL sources); () = every column
 
 
 @dataclass(frozen=True)

@@ -140,15 +140,15 @@ class SqlConnector(Connector):
             wanted = set(query.compile(dialect=self.dialect).params)
             params = {k: v for k, v in params.items() if k in wanted}
             query = query.bindparams(**params)  # the values travel with the statement (literal-safe paths)
-            if not (request.filtered and request.cursor):
+            if not (request.filtered and request.cursor) and not request.columns:
                 return query, params
-            source: Any = query.columns(column(request.cursor)).subquery("src")
+            source: Any = query.columns(*[column(c) for c in _named(request)]).subquery("src")
         else:
             name = request.table
-            cols: list[Any] = [column(request.cursor)] if request.cursor else []
-            source = table(name.name, *cols, schema=name.schema)
+            source = table(name.name, *[column(c) for c in _named(request)], schema=name.schema)
             params = {}
-        stmt: Any = select(literal_column("*")).select_from(source)
+        picked = [source.c[c] for c in request.columns] if request.columns else [literal_column("*")]
+        stmt: Any = select(*picked).select_from(source)
         if request.filtered and request.cursor:
             cursor = source.c[request.cursor]
             stmt = stmt.where(cursor > bindparam("window_start", request.window_start))
@@ -343,6 +343,12 @@ class SqlConnector(Connector):
         except SQLAlchemyError:
             if self._pinned is None:
                 conn.invalidate()
+
+
+def _named(request: ReadRequest) -> list[str]:
+    """The columns a read names (``request.columns`` and the cursor), each once, quoted by the dialect."""
+    names = [*request.columns, *([request.cursor] if request.cursor else [])]
+    return list(dict.fromkeys(names))
 
 
 def dbapi_connection(conn: Connection) -> Any:

@@ -78,6 +78,7 @@ etl_runs = Table(
     Column("output_files", Text),
     Column("host", String(255)),
     Column("pid", Integer),
+    Column("purpose", String(20)),  # why the run ran, when not a plain load: "repair" (--verify --repair)
     Index("ix_etl_runs_project_run", "project", "run_id"),
 )
 

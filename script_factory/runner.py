@@ -379,6 +379,7 @@ def _opening_values(
         "log_file": str(log_file) if log_file else None,
         "host": socket.gethostname(),
         "pid": os.getpid(),
+        "purpose": "repair" if request.repair else None,
     }
 
 
