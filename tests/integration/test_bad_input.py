@@ -178,7 +178,6 @@ def assert_success_with_one_warning(result: CliResult, warning: str) -> None:
 LOG_FILE = r"\S+/metadata/logs/sales_demo/sales_demo_\d{8}_\d{6}\.log"
 
 
-@pytest.mark.slow
 def test_a_full_disk_under_the_logs_folder_is_said_once_and_the_run_succeeds(
     demo_home: Path, tmpfs: Callable[[Path, str], None]
 ) -> None:
@@ -193,7 +192,6 @@ def test_a_full_disk_under_the_logs_folder_is_said_once_and_the_run_succeeds(
     assert log_file is not None and Path(log_file).parent == logs_dir / "sales_demo"  # the file that fell short
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("folder_exists", [True, False], ids=["log-file-cannot-open", "log-folder-cannot-be-made"])
 def test_a_log_file_that_cannot_be_created_is_said_once_and_the_run_succeeds(
     demo_home: Path, tmpfs: Callable[[Path, str], None], folder_exists: bool
