@@ -204,3 +204,27 @@ def test_key_pair_authentication_reads_an_encrypted_key(snowflake_url: str, tmp_
     with pytest.raises(FatalError, match="could not read the private key") as caught:
         open_connector("snow", Secret(url), tmp_path, wrong).check()
     assert "not it" not in str(caught.value)
+
+
+def test_an_incremental_append_into_snowflake_is_idempotent_by_window(snow_project: Path, snowflake_url: str) -> None:
+    """Snowflake commits on its own and the table's state is written in the warehouse after: a run that
+    died in between leaves the old watermark, and the next run loads the same window again. An append
+    there is therefore applied as delete_insert, so that window does not arrive twice."""
+    project = snow_project / "customer_code" / "snow_demo" / "project.yml"
+    project.write_text(PROJECT.replace("strategy: merge", "strategy: append"), encoding="utf-8")
+    assert run_cli("--project", "snow_demo", "--load-type", "F").code == 0
+    with sqlite3.connect(snow_project / "metadata" / "warehouse.db") as db:
+        (old_watermark,) = db.execute("SELECT watermark FROM etl_table_state WHERE target_table = 'orders'").fetchone()
+    with sqlite3.connect(snow_project / "metadata" / "snow_demo" / "source.db") as db:
+        db.execute("INSERT INTO orders VALUES (4, 'dee', '4.40', '2024-01-08 10:00:00')")
+    assert run_cli("--project", "snow_demo").code == 0
+    with sqlite3.connect(snow_project / "metadata" / "warehouse.db") as db:
+        (strategy,) = db.execute("SELECT strategy FROM etl_task_runs ORDER BY task_run_id DESC LIMIT 1").fetchone()
+        # as if the run had died after Snowflake's commit, before the state was written
+        db.execute("UPDATE etl_table_state SET watermark = ? WHERE target_table = 'orders'", (old_watermark,))
+
+    again = run_cli("--project", "snow_demo")
+
+    assert again.code == 0, again.stderr
+    assert strategy == "delete_insert"
+    assert [row[0] for row in snowflake_rows(snowflake_url, snow_project)] == [1, 2, 3, 4]

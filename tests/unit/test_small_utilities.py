@@ -155,3 +155,17 @@ UNBOUNDED = Window(start=datetime(1900, 1, 1), end=None, filtered=False, start_r
 )
 def test_effective_strategy(declared, load_type, window, cursor, explicit, expected) -> None:
     assert effective_strategy(declared, load_type, window, cursor, explicit) is expected
+
+
+def test_progress_with_a_total_says_the_share_and_an_eta(caplog: pytest.LogCaptureFixture) -> None:
+    import io
+    import logging
+    import time
+
+    from utilities.progress import Progress
+
+    progress = Progress("load t", interval=0, stream=io.StringIO(), total=1000)
+    time.sleep(0.01)
+    with caplog.at_level(logging.INFO, logger="utilities.progress"):
+        progress.advance(250)
+    assert "250 of 1,000 rows so far" in caplog.text and ", ETA " in caplog.text
