@@ -191,12 +191,7 @@ def _run_task(task: Task, ctx: RunContext, writer: AuditWriter, in_run_transacti
     the run's transaction)."""
     window = ctx.windows.get(task.target_table) if task.target_table else None
     opening = {
-        "run_id": ctx.run_id,
-        "project": ctx.project.name,
-        "task_name": task.name,
-        "task_kind": task.kind,
-        "target_table": task.target_table,
-        "start_time": utc_now(),
+        **_task_row(ctx.run_id, ctx.project.name, task),
         "window_start": encode_cursor(window.start) if window and window.filtered else None,
         "window_end": encode_cursor(window.end) if window and window.filtered else None,
         "previous_max_date": encode_cursor(window.previous_max) if window else None,
@@ -247,12 +242,7 @@ def _nothing_to_do(task: Task, outcomes: list[TaskOutcome], skip_when_no_data: b
 def _skip(task: Task, ctx: RunContext, writer: AuditWriter) -> TaskOutcome:
     logger.info("task %s: skipped, no table had new rows (skip_when_no_data)", task.name)
     row = {
-        "run_id": ctx.run_id,
-        "project": ctx.project.name,
-        "task_name": task.name,
-        "task_kind": task.kind,
-        "target_table": task.target_table,
-        "start_time": utc_now(),
+        **_task_row(ctx.run_id, ctx.project.name, task),
         "end_time": utc_now(),
         "message": "skipped: no table had new rows (skip_when_no_data)",
     }
@@ -302,12 +292,7 @@ def _record_unpublished(
         if not publish.inside(index):
             continue
         row = {
-            "run_id": run_id,
-            "project": project,
-            "task_name": outcome.task.name,
-            "task_kind": outcome.task.kind,
-            "target_table": outcome.task.target_table,
-            "start_time": utc_now(),
+            **_task_row(run_id, project, outcome.task),
             "end_time": utc_now(),
             "attempts": outcome.attempts,
             "duration_seconds": outcome.seconds,
@@ -315,6 +300,18 @@ def _record_unpublished(
         }
         status = FAILED if outcome.status == FAILED else ROLLED_BACK
         writer.write_later(f"record task {outcome.task.name} (rolled back)", _task_row_writer(row, status))
+
+
+def _task_row(run_id: int | None, project: str, task: Task) -> dict[str, Any]:
+    """The columns every ``etl_task_runs`` row starts with."""
+    return {
+        "run_id": run_id,
+        "project": project,
+        "task_name": task.name,
+        "task_kind": task.kind,
+        "target_table": task.target_table,
+        "start_time": utc_now(),
+    }
 
 
 def _dq_writer(rows: tuple[Mapping[str, Any], ...]) -> Callable[[Connection], None]:
