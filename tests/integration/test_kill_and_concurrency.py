@@ -206,5 +206,7 @@ def test_sigterm_at_random_points_of_a_postgresql_copy_prints_one_line_and_chang
         said = [line for line in err.splitlines() if line.startswith("script_runner.py: interrupted")]
         assert len(said) == 1 and err.strip().splitlines()[-1] == said[0], f"{where}: {err}"
         assert scalar(url, "SELECT count(*) FROM big_items") == 10, where
-        assert scalar(url, "SELECT count(*) FROM etl_runs WHERE status = 'running'") == 0, where
-        assert scalar(url, "SELECT count(*) FROM etl_task_runs WHERE status = 'running'") == 0, where
+        # A kill before the first run created the audit tables leaves none: nothing is running then.
+        for audit in ("etl_runs", "etl_task_runs"):
+            if scalar(url, f"SELECT to_regclass('{audit}') IS NOT NULL"):
+                assert scalar(url, f"SELECT count(*) FROM {audit} WHERE status = 'running'") == 0, where
