@@ -15,6 +15,7 @@ from utilities.errors import ConfigError, FatalError
 from utilities.secrets import Secret
 
 if TYPE_CHECKING:
+    from connectors.columns import SourceColumn
     from connectors.target import LoadSession, LoadTarget
 
 Row = tuple[Any, ...]
@@ -227,6 +228,23 @@ class Connector(ABC):
         before anything connects). SQL connectors take only ``query`` or ``table``."""
         if options:
             raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(options))} for a {cls.kind} source")
+
+    def describe_columns(self, request: ReadRequest) -> tuple[SourceColumn, ...]:
+        """The columns ``request`` would read, with their portable types (connectors/columns.py), without
+        reading rows; used to create and evolve target tables. Sources that cannot raise FatalError."""
+        raise FatalError(
+            f"{self.kind} connection {self.name!r} cannot describe its columns; write the target table's DDL "
+            f"(ddl: in project.yml) and set create: false on the table"
+        )
+
+    def list_tables(self, schema: str | None = None) -> list[TableName]:
+        """The tables (and views) of ``schema`` (the default one when None), sorted; for ``tables:``
+        patterns and ``--new``. Sources without a catalog raise FatalError."""
+        raise FatalError(f"{self.kind} connection {self.name!r} has no catalog of tables to list")
+
+    def primary_key(self, table: TableName) -> tuple[str, ...]:
+        """The primary key columns of a source ``table`` (empty when it has none or the source cannot tell)."""
+        return ()
 
     def aggregate(self, request: ReadRequest, aggregates: Sequence[Aggregate]) -> dict[str, Any]:
         """The ``aggregates`` of what ``request`` would read, computed by the source in one bound query,

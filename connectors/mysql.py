@@ -18,7 +18,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, ClassVar
 
-from connectors.base import ARROW, ArrowStream, Capabilities, Chunk, ReadRequest, RowStream
+from connectors.base import ARROW, ArrowStream, Capabilities, Chunk, ReadRequest, RowStream, TableName
 from connectors.driver_errors import Verdict, credential_variables, fatal, first_line, render, transient, translating
 from connectors.sql import SqlConnector
 from utilities.errors import ConfigError, FatalError
@@ -227,6 +227,23 @@ class MysqlConnector(SqlConnector):
                 "or correct the rows in MySQL"
             )
         return FatalError(render(self.kind, self.name, self.safe_url, "read", fatal(text, hint)))
+
+    def describe_query(self, conn: Any, sql: str) -> list[tuple[str, Any, bool]]:
+        """MySQL has no temporary views: an empty temporary table made from the query (which does not end
+        the transaction, unlike other DDL), reflected, then dropped."""
+        name = "_etl_describe"
+        quoted = conn.dialect.identifier_preparer.quote(name)
+        body = self._literal_query(conn, sql)
+        conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {quoted} AS SELECT * FROM ({body}) AS q LIMIT 0")
+        try:
+            return self.describe_table(conn, TableName(name))
+        finally:
+            conn.exec_driver_sql(f"DROP TEMPORARY TABLE {quoted}")
+
+    def portable_type(self, kind: Any) -> Any:
+        from connectors.columns import for_mysql_source
+
+        return for_mysql_source(kind)
 
     def read(self, request: ReadRequest) -> RowStream:
         if ARROW in request.accept:

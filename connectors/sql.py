@@ -11,7 +11,16 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from connectors.base import Aggregate, Capabilities, Chunk, Connector, LoadStats, ReadRequest, RowStream
+from connectors.base import (
+    Aggregate,
+    Capabilities,
+    Chunk,
+    Connector,
+    LoadStats,
+    ReadRequest,
+    RowStream,
+    TableName,
+)
 from connectors.driver_errors import Verdict, classify_sqlalchemy, translating
 from connectors.target import LoadSession, LoadTarget, Tracker
 from utilities.errors import ConfigError, FatalError
@@ -21,6 +30,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine, Table
     from sqlalchemy.sql import Executable
 
+    from connectors.columns import SourceColumn
     from utilities.progress import Progress
 
 logger = logging.getLogger(__name__)
@@ -171,6 +181,75 @@ class SqlConnector(Connector):
         with self.translate_errors("aggregate the source's window"), self.read_connection() as conn:
             row = conn.execute(query, params).one()
         return {a.label: value for a, value in zip(aggregates, row, strict=True)}
+
+    # -- describing (create and evolve targets) and the catalog ----------------------------------
+
+    def describe_columns(self, request: ReadRequest) -> tuple[SourceColumn, ...]:
+        """The source table's reflected columns, or those of the query (a temporary view of it, with
+        its parameters as NULL, inside a transaction rolled back), as portable types."""
+        from connectors.columns import SourceColumn
+
+        with self.translate_errors("describe the source's columns"), self.engine.connect() as conn:
+            trans = conn.begin()
+            try:
+                if request.sql is None:
+                    described = self.describe_table(conn, request.table)
+                else:
+                    described = self.describe_query(conn, request.sql)
+            finally:
+                trans.rollback()
+        return tuple(SourceColumn(name, kind, nullable) for name, kind, nullable in described)
+
+    def describe_table(self, conn: Connection, name: Any) -> list[tuple[str, Any, bool]]:
+        """``(name, portable type, nullable)`` of each column of a source table."""
+        from sqlalchemy import inspect
+        from sqlalchemy.exc import NoSuchTableError
+
+        try:
+            columns = inspect(conn).get_columns(name.name, schema=name.schema)
+        except NoSuchTableError:
+            raise FatalError(f"{self.kind} connection {self.name!r}: source table {name} does not exist") from None
+        return [(c["name"], self.portable_type(c["type"]), bool(c.get("nullable", True))) for c in columns]
+
+    def describe_query(self, conn: Connection, sql: str) -> list[tuple[str, Any, bool]]:
+        """The query's columns: a temporary view of it (parameters as NULL) reflected, then dropped."""
+        name = "_etl_describe"
+        quoted = conn.dialect.identifier_preparer.quote(name)
+        conn.exec_driver_sql(f"CREATE TEMPORARY VIEW {quoted} AS {self._literal_query(conn, sql)}")
+        try:
+            return self.describe_table(conn, _Named(name))
+        finally:
+            conn.exec_driver_sql(f"DROP VIEW {quoted}")
+
+    def _literal_query(self, conn: Connection, sql: str) -> str:
+        """The query with every parameter as NULL, as the dialect writes it (for a view or CTAS)."""
+        from sqlalchemy import text
+
+        query = text(strip_comments(sql))
+        wanted = set(query.compile(dialect=conn.dialect).params)
+        query = query.bindparams(**dict.fromkeys(wanted))
+        return str(query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})).strip().rstrip(";")
+
+    def portable_type(self, kind: Any) -> Any:
+        """The portable type for a type reflected from this database (see connectors/columns.py)."""
+        from connectors.columns import portable
+
+        return portable(kind)
+
+    def list_tables(self, schema: str | None = None) -> list[TableName]:
+        from sqlalchemy import inspect
+
+        with self.translate_errors("list the source's tables"), self.engine.connect() as conn:
+            inspector = inspect(conn)
+            names = [*inspector.get_table_names(schema=schema), *inspector.get_view_names(schema=schema)]
+        return [TableName(n, schema) for n in sorted(set(names))]
+
+    def primary_key(self, table: TableName) -> tuple[str, ...]:
+        from sqlalchemy import inspect
+
+        with self.translate_errors(f"read the primary key of {table}"), self.engine.connect() as conn:
+            constraint = inspect(conn).get_pk_constraint(table.name, schema=table.schema)
+        return tuple(constraint.get("constrained_columns") or ())
 
     def describe_read(self, request: ReadRequest) -> str:
         stmt, params = self.select_for(request)
@@ -343,6 +422,13 @@ class SqlConnector(Connector):
         except SQLAlchemyError:
             if self._pinned is None:
                 conn.invalidate()
+
+
+class _Named:
+    """A bare table name for :meth:`SqlConnector.describe_table` (the temporary view of a query)."""
+
+    def __init__(self, name: str) -> None:
+        self.name, self.schema = name, None
 
 
 def _named(request: ReadRequest) -> list[str]:

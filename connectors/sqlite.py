@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from connectors.base import Capabilities, Chunk, ReadRequest, RowStream
 from connectors.driver_errors import Verdict, fatal, first_line, transient
 from connectors.sql import READONLY, SqlConnector, dbapi_connection
-from utilities.errors import ConfigError
+from utilities.errors import ConfigError, FatalError
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine, Table
@@ -107,6 +107,18 @@ class SqliteConnector(SqlConnector):
     def read(self, request: ReadRequest) -> RowStream:
         self.require_file()
         return super().read(request)
+
+    def describe_table(self, conn: Connection, name: Any) -> list[tuple[str, Any, bool]]:
+        """SQLite keeps each column's declared type as written: read it (``PRAGMA table_info``, which
+        also gives a view's columns the declared types of the columns they select) and map it."""
+        from connectors.columns import sqlite_declared
+
+        quoted = conn.dialect.identifier_preparer.quote
+        pragma = f"PRAGMA {quoted(name.schema) + '.' if name.schema else ''}table_info({quoted(name.name)})"
+        rows = conn.exec_driver_sql(pragma).all()
+        if not rows:
+            raise FatalError(f"SQLite connection {self.name!r}: source table {name} does not exist")
+        return [(row[1], sqlite_declared(row[2] or ""), not row[3]) for row in rows]
 
     def server_version(self, conn: Connection) -> str:
         return f"SQLite {sqlite3.sqlite_version}"
