@@ -148,9 +148,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         plan = build_plan(request, settings)
         if args.check:
-            from script_factory.connection_check import check_connections
+            from script_factory.connection_check import check_connections, check_tables
 
             lines, all_ok = check_connections(plan, settings)
+            if all_ok:  # the tables are looked at once every connection answers
+                table_lines, all_ok = check_tables(plan, request, settings)
+                lines += table_lines
             print("\n".join(settings.masker(line) for line in lines))
             return ExitCode.SUCCESS if all_ok else ExitCode.BAD_CONFIG
         if request.dry_run:

@@ -11,11 +11,14 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from connectors.base import Capabilities, Chunk, Connector, ReadRequest, RowStream
 from utilities.dates import as_datetime
 from utilities.errors import ConfigError, FatalError
+
+if TYPE_CHECKING:
+    from connectors.columns import SourceColumn
 
 SOURCE_KEYS = {"file", "delimiter", "encoding"}
 BLOCK_BYTES = 4 << 20
@@ -59,6 +62,21 @@ class CsvConnector(Connector):
         pattern = request.options.get("file", "*.csv")
         where = f" where {request.window_start} < {request.cursor} <= {request.window_end}" if request.filtered else ""
         return f"read {self.folder / pattern} as text{where}"
+
+    def describe_columns(self, request: ReadRequest) -> tuple[SourceColumn, ...]:
+        """The first file's header, every column as text (a CSV has no types: cast them in the table's
+        ``columns:`` to create typed columns)."""
+        import sqlalchemy.types as sat
+
+        from connectors.columns import SourceColumn
+
+        pattern = str(request.options.get("file", ""))
+        files = self.files(pattern)
+        if not files:
+            raise FatalError(f"CSV connection {self.name!r}: no file matches {pattern!r} in {self.folder}")
+        delimiter = str(request.options.get("delimiter", ","))
+        encoding = str(request.options.get("encoding", "utf-8"))
+        return tuple(SourceColumn(name, sat.Text()) for name in _header(files[0], delimiter, encoding))
 
     def read(self, request: ReadRequest) -> RowStream:
         pattern = str(request.options.get("file", ""))

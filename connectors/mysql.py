@@ -133,6 +133,8 @@ class MysqlConnector(SqlConnector):
     kind: ClassVar[str] = "MySQL"
     DROP_STAGE: ClassVar[str] = "DROP TEMPORARY TABLE IF EXISTS {}"  # plain DROP TABLE would commit
     STAGE_SURVIVES_ROLLBACK: ClassVar[bool] = True  # CREATE TEMPORARY TABLE is not undone by a rollback
+    TRANSACTIONAL_DDL: ClassVar[bool] = False  # CREATE/ALTER TABLE commit at once
+    NOT_NULL_SUFFIX: ClassVar[str] = " NOT NULL"  # MODIFY COLUMN restates the whole column
     driver: ClassVar[str | None] = "pymysql"
 
     def sqlalchemy_url(self) -> Any:
@@ -244,6 +246,24 @@ class MysqlConnector(SqlConnector):
         from connectors.columns import for_mysql_source
 
         return for_mysql_source(kind)
+
+    def widen_statement(self, table: str, column: str, kind: Any, dialect: Any) -> str | None:
+        return f"ALTER TABLE {table} MODIFY COLUMN {column} {kind.compile(dialect=dialect)}"
+
+    def key_type(self, kind: Any) -> Any:
+        """MySQL keys a character column only with a length: text keys become VARCHAR(255)."""
+        import sqlalchemy.types as sat
+
+        if isinstance(kind, sat.String) and not kind.length:
+            return sat.String(255)
+        return kind
+
+    def can_index(self, kind: Any) -> bool:
+        import sqlalchemy.types as sat
+
+        return not isinstance(kind, sat.LargeBinary | sat.JSON) and not (
+            isinstance(kind, sat.String) and not kind.length
+        )
 
     def read(self, request: ReadRequest) -> RowStream:
         if ARROW in request.accept:

@@ -26,13 +26,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from connectors.base import Capabilities, Chunk, Connector, ReadRequest, Row, RowStream, import_driver
 from connectors.csv_files import csv_rows
 from connectors.driver_errors import Verdict, fatal, transient, translating
 from connectors.s3_source import (
     META_COLUMNS,
+    SOURCE_MODIFIED,
+    SOURCE_PARTITION,
     S3Location,
     S3Object,
     SourcePlan,
@@ -46,6 +48,9 @@ from connectors.s3_source import (
 )
 from utilities.errors import ConfigError, FatalError
 from utilities.secrets import Secret
+
+if TYPE_CHECKING:
+    from connectors.columns import SourceColumn
 
 logger = logging.getLogger(__name__)
 
@@ -297,6 +302,41 @@ class S3Connector(Connector):
 
         logger.info("S3 %s: %d object(s) match %r, %d to read", self.name, len(listed), plan.pattern, len(selected))
         return RowStream(list(data_columns) + list(plan.meta), chunks, close)
+
+    def describe_columns(self, request: ReadRequest) -> tuple[SourceColumn, ...]:
+        """The newest matching object's columns: a Parquet file's Arrow types (read from its footer), a
+        CSV file's header as text; then the source columns (key and partition as text, modified as a
+        timestamp with time zone)."""
+        import sqlalchemy.types as sat
+
+        from connectors.columns import SourceColumn, from_arrow
+
+        plan = source_plan(request.options, request.cursor, f"connection {self.name}")
+        listed = self.objects(plan)
+        if not listed:
+            raise FatalError(
+                f"S3 connection {self.name!r}: no object matches {plan.pattern!r} in {self.location.uri()}"
+            )
+        newest = max(listed, key=lambda o: (o.modified, o.key))
+        if plan.fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            handle = io.BufferedReader(_RangedObject(self, newest), buffer_size=RANGE_BUFFER)
+            try:
+                with self._reading(newest):
+                    schema = pq.ParquetFile(handle, pre_buffer=False).schema_arrow
+            finally:
+                handle.close()
+            columns = [SourceColumn(f.name, from_arrow(f.type)) for f in schema]
+        else:
+            opened = self._open_csv(newest, plan)
+            opened.close()
+            columns = [SourceColumn(name, sat.Text()) for name in opened.columns]
+        meta: dict[str, sat.TypeEngine[Any]] = {
+            SOURCE_MODIFIED: sat.DateTime(timezone=True),
+            SOURCE_PARTITION: sat.Date(),
+        }
+        return tuple(columns) + tuple(SourceColumn(name, meta.get(name, sat.Text())) for name in plan.meta)
 
     def _chunks(
         self,

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from sqlalchemy.sql import Executable
 
     from connectors.columns import SourceColumn
+    from connectors.schema import SchemaPlan
     from utilities.progress import Progress
 
 logger = logging.getLogger(__name__)
@@ -50,6 +51,8 @@ class SqlConnector(Connector):
     DROP_STAGE: ClassVar[str] = "DROP TABLE {}"
     #: a temporary table created in a transaction that rolls back is still there (MySQL)
     STAGE_SURVIVES_ROLLBACK: ClassVar[bool] = False
+    #: CREATE and ALTER TABLE run inside a transaction and roll back with it (not on MySQL)
+    TRANSACTIONAL_DDL: ClassVar[bool] = True
 
     _engine: Engine | None = None
     _pinned: Connection | None = None
@@ -200,16 +203,92 @@ class SqlConnector(Connector):
                 trans.rollback()
         return tuple(SourceColumn(name, kind, nullable) for name, kind, nullable in described)
 
-    def describe_table(self, conn: Connection, name: Any) -> list[tuple[str, Any, bool]]:
-        """``(name, portable type, nullable)`` of each column of a source table."""
+    def describe_table(
+        self, conn: Connection, name: Any, convert: Callable[[Any], Any] | None = None
+    ) -> list[tuple[str, Any, bool]]:
+        """``(name, portable type, nullable)`` of each column of a table (``convert``: the reflected type
+        to the portable one; the source's rules by default)."""
         from sqlalchemy import inspect
         from sqlalchemy.exc import NoSuchTableError
 
+        to_portable = convert or self.portable_type
         try:
             columns = inspect(conn).get_columns(name.name, schema=name.schema)
         except NoSuchTableError:
             raise FatalError(f"{self.kind} connection {self.name!r}: source table {name} does not exist") from None
-        return [(c["name"], self.portable_type(c["type"]), bool(c.get("nullable", True))) for c in columns]
+        return [(c["name"], to_portable(c["type"]), bool(c.get("nullable", True))) for c in columns]
+
+    def existing_columns(self, name: TableName) -> tuple[SourceColumn, ...] | None:
+        """A target table's columns as portable types, or None when it does not exist (read on the
+        run's pinned connection when there is one, so a table created earlier in the run is seen)."""
+        from sqlalchemy import inspect
+
+        from connectors.columns import SourceColumn, portable
+
+        with self.translate_errors(f"read the columns of {name}"), self.read_connection() as conn:
+            if not inspect(conn).has_table(name.name, schema=name.schema):
+                return None
+            described = self.describe_table(conn, name, portable)
+        return tuple(SourceColumn(n, kind, nullable) for n, kind, nullable in described)
+
+    def schema_statements(self, plan: SchemaPlan, existing: Sequence[SourceColumn] = ()) -> list[str]:
+        """The DDL that applies ``plan`` to this database, as its dialect writes it."""
+        from sqlalchemy import Column, Index, MetaData, PrimaryKeyConstraint, Table
+        from sqlalchemy.schema import CreateIndex, CreateTable
+
+        dialect = self.dialect
+        preparer = dialect.identifier_preparer
+        statements: list[str] = []
+        if plan.create:
+            keys = {k.lower() for k in plan.keys}
+            columns = [
+                Column(
+                    c.name,
+                    self.key_type(c.type) if c.name.lower() in keys else c.type,
+                    nullable=c.name.lower() not in keys,
+                    autoincrement=False,  # the source gives the values: no serial, no identity
+                )
+                for c in plan.create
+            ]
+            spelled = {c.name.lower(): c.name for c in plan.create}
+            args: list[Any] = [*columns]
+            if plan.keys:
+                args.append(PrimaryKeyConstraint(*[spelled[k.lower()] for k in plan.keys]))
+            table = Table(plan.table.name, MetaData(), *args, schema=plan.table.schema)
+            statements.append(_one_line(CreateTable(table).compile(dialect=dialect)))
+            if plan.cursor and plan.cursor.lower() not in keys:
+                cursor = table.c[spelled[plan.cursor.lower()]]
+                if self.can_index(cursor.type):
+                    index = Index(f"ix_{plan.table.name}_{cursor.name}"[:63], cursor)
+                    statements.append(_one_line(CreateIndex(index).compile(dialect=dialect)))
+            return statements
+        target = preparer.format_table(Table(plan.table.name, MetaData(), schema=plan.table.schema))
+        for column in plan.add:
+            statements.append(
+                f"ALTER TABLE {target} ADD COLUMN {preparer.quote(column.name)} {column.type.compile(dialect=dialect)}"
+            )
+        nullable = {c.name.lower(): c.nullable for c in existing}
+        for widening in plan.widen:
+            statement = self.widen_statement(target, preparer.quote(widening.column), widening.new, dialect)
+            if statement is not None:
+                if not nullable.get(widening.column.lower(), True):
+                    statement += self.NOT_NULL_SUFFIX
+                statements.append(statement)
+        return statements
+
+    #: appended to a widening statement of a NOT NULL column where the statement would drop it (MySQL)
+    NOT_NULL_SUFFIX: ClassVar[str] = ""
+
+    def widen_statement(self, table: str, column: str, kind: Any, dialect: Any) -> str | None:
+        """``ALTER TABLE ... ALTER COLUMN ... TYPE ...``; None where the database needs none (SQLite)."""
+        return f"ALTER TABLE {table} ALTER COLUMN {column} TYPE {kind.compile(dialect=dialect)}"
+
+    def key_type(self, kind: Any) -> Any:
+        """The type of a primary key column made from ``kind`` (MySQL cannot key a TEXT column)."""
+        return kind
+
+    def can_index(self, kind: Any) -> bool:
+        return True
 
     def describe_query(self, conn: Connection, sql: str) -> list[tuple[str, Any, bool]]:
         """The query's columns: a temporary view of it (parameters as NULL) reflected, then dropped."""
@@ -303,10 +382,17 @@ class SqlConnector(Connector):
         never outlives the load."""
         from connectors.sql_load import SqlLoadSession
 
+        if target.ddl and not self.TRANSACTIONAL_DDL:
+            with self.translate_errors(f"change table {target.table}"), self.engine.begin() as ddl:
+                for statement in target.ddl:  # MySQL commits DDL at once: run it apart from the load
+                    ddl.exec_driver_sql(statement)
         with self.translate_errors(f"load into {target.table}"), self._connection() as conn:
             session: SqlLoadSession | None = None
             try:
                 with self._begin(conn):
+                    if self.TRANSACTIONAL_DDL:
+                        for statement in target.ddl:  # created or altered inside the load's transaction
+                            conn.exec_driver_sql(statement)
                     session = SqlLoadSession(self, conn, target)
                     yield session
                     if session.stage is not None:
@@ -422,6 +508,11 @@ class SqlConnector(Connector):
         except SQLAlchemyError:
             if self._pinned is None:
                 conn.invalidate()
+
+
+def _one_line(ddl: Any) -> str:
+    """Compiled DDL on one line (for the log and the ledger); it holds no literal to protect."""
+    return " ".join(str(ddl).split()).replace("( ", "(").replace(" )", ")")
 
 
 class _Named:

@@ -8,19 +8,21 @@ for writers), so DDL and loads are atomic, and a killed run is rolled back by SQ
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import date, datetime, time
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from connectors.base import Capabilities, Chunk, ReadRequest, RowStream
+from connectors.base import Capabilities, Chunk, ReadRequest, RowStream, TableName
 from connectors.driver_errors import Verdict, fatal, first_line, transient
 from connectors.sql import READONLY, SqlConnector, dbapi_connection
 from utilities.errors import ConfigError, FatalError
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine, Table
+
+    from connectors.columns import SourceColumn
 
 BUSY_TIMEOUT_MS = 60_000
 # Primary result codes (``sqlite_errorcode & 0xFF``; the extended codes add detail in the upper bits).
@@ -108,7 +110,9 @@ class SqliteConnector(SqlConnector):
         self.require_file()
         return super().read(request)
 
-    def describe_table(self, conn: Connection, name: Any) -> list[tuple[str, Any, bool]]:
+    def describe_table(
+        self, conn: Connection, name: Any, convert: Callable[[Any], Any] | None = None
+    ) -> list[tuple[str, Any, bool]]:
         """SQLite keeps each column's declared type as written: read it (``PRAGMA table_info``, which
         also gives a view's columns the declared types of the columns they select) and map it."""
         from connectors.columns import sqlite_declared
@@ -119,6 +123,20 @@ class SqliteConnector(SqlConnector):
         if not rows:
             raise FatalError(f"SQLite connection {self.name!r}: source table {name} does not exist")
         return [(row[1], sqlite_declared(row[2] or ""), not row[3]) for row in rows]
+
+    def existing_columns(self, name: TableName) -> tuple[SourceColumn, ...] | None:
+        """None when the database file does not exist yet (looking must not create it)."""
+        path = self.path
+        if path is not None and not path.is_file():
+            return None
+        return super().existing_columns(name)
+
+    def describe_columns(self, request: ReadRequest) -> tuple[SourceColumn, ...]:
+        self.require_file()  # a missing source file must not be created by looking at it
+        return super().describe_columns(request)
+
+    def widen_statement(self, table: str, column: str, kind: Any, dialect: Any) -> str | None:
+        return None  # SQLite does not enforce a column's length or integer width: nothing to widen
 
     def server_version(self, conn: Connection) -> str:
         return f"SQLite {sqlite3.sqlite_version}"

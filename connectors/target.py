@@ -32,6 +32,7 @@ class LoadTarget:
     columns: tuple[str, ...]
     keys: tuple[str, ...] = ()
     cursor: str | None = None
+    ddl: tuple[str, ...] = ()  # creates or alters the table first, in the load's transaction where it can
 
 
 @dataclass(frozen=True)

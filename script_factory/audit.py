@@ -1,5 +1,5 @@
 """The audit trail in the warehouse: ``etl_runs``, ``etl_task_runs``, ``etl_table_state``,
-``etl_dq_results``, ``etl_migrations``.
+``etl_dq_results``, ``etl_migrations``, ``etl_schema_changes``.
 
 The audit row is the source of truth: it is inserted as ``running`` before any task and closed as
 ``success`` or ``failed`` at the end. A table's incremental watermark lives in ``etl_table_state``,
@@ -154,6 +154,21 @@ etl_migrations = Table(
     Column("applied_at", DateTime(timezone=True), nullable=False),
 )
 
+etl_schema_changes = Table(
+    "etl_schema_changes",
+    metadata,
+    Column("change_id", _ID, primary_key=True, autoincrement=True),
+    Column("run_id", BigInteger),
+    Column("project", String(100), nullable=False),
+    Column("connection", String(100), nullable=False),  # the target connection (the warehouse, or another)
+    Column("target_table", String(200), nullable=False),
+    Column("change", String(20), nullable=False),  # create | add_column | widen | missing_column | ignored_column
+    Column("column_name", String(200)),
+    Column("ddl", Text),  # the statement that ran (none for a column only reported)
+    Column("applied_at", DateTime(timezone=True), nullable=False),
+    Index("ix_etl_schema_changes_table", "connection", "target_table"),
+)
+
 
 def ensure_tables(engine: Engine) -> None:
     """Create the audit tables on first use (safe when two projects start at once), and add the
@@ -287,6 +302,24 @@ def tables_exist(conn: Connection) -> bool:
 
 def record_dq_result(conn: Connection, values: Mapping[str, Any]) -> None:
     conn.execute(insert(etl_dq_results).values(checked_at=utc_now(), **values))
+
+
+def record_schema_change(conn: Connection, values: Mapping[str, Any]) -> None:
+    conn.execute(insert(etl_schema_changes).values(applied_at=utc_now(), **values))
+
+
+def created_by_a_load(conn: Connection, connection: str, table: str) -> bool:
+    """Whether a load created ``table`` in ``connection`` (its types then follow the source's)."""
+    from sqlalchemy import inspect
+
+    if not inspect(conn).has_table("etl_schema_changes"):
+        return False
+    query = select(etl_schema_changes.c.change_id).where(
+        etl_schema_changes.c.connection == connection,
+        etl_schema_changes.c.target_table == table,
+        etl_schema_changes.c.change == "create",
+    )
+    return conn.execute(query.limit(1)).first() is not None
 
 
 def applied_migration(conn: Connection, filename: str) -> Mapping[str, Any] | None:

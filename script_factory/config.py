@@ -25,6 +25,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from connectors.base import TableName
+from connectors.schema import OnSchemaChange
 from data_quality_checks.thresholds import Threshold, parse_threshold
 from script_factory.config_messages import config_error
 from script_factory.config_models import (
@@ -108,6 +109,8 @@ class TableSpec:
     target_connection: str | None = None  # None: the project's warehouse
     precheck: bool = False
     reconcile: ReconcileSpec | None = None
+    create: bool = True  # create the target from the source's columns when it is missing
+    on_schema_change: OnSchemaChange = OnSchemaChange.ADD_COLUMNS
 
 
 @dataclass(frozen=True)
@@ -217,7 +220,7 @@ def parse_project(raw: Any, folder: Path, file: Path) -> ProjectConfig:
         retries=doc.retries,
         ddl=doc.ddl,
         before_load=doc.before_load,
-        tables=tuple(_table(t, doc.chunk_size, doc.precheck) for t in doc.tables),
+        tables=tuple(_table(t, doc) for t in doc.tables),
         after_load=doc.after_load,
         checks=tuple(_check(c) for c in doc.checks),
         aggregations=doc.aggregations,
@@ -253,7 +256,8 @@ def _loaded(raw: Any) -> list[str]:
     ]
 
 
-def _table(doc: TableDoc, chunk_size: int, precheck: bool) -> TableSpec:
+def _table(doc: TableDoc, project: ProjectFile) -> TableSpec:
+    chunk_size, precheck = project.chunk_size, project.precheck
     return TableSpec(
         target=doc.target,
         source=_source(doc.source),
@@ -264,6 +268,8 @@ def _table(doc: TableDoc, chunk_size: int, precheck: bool) -> TableSpec:
         target_connection=doc.target_connection,
         precheck=precheck if doc.precheck is None else doc.precheck,
         reconcile=doc.reconcile,
+        create=project.create if doc.create is None else doc.create,
+        on_schema_change=doc.on_schema_change or project.on_schema_change,
     )
 
 

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from pydantic.dataclasses import dataclass
 
 from connectors.base import TableName
+from connectors.schema import OnSchemaChange
 from data_quality_checks.thresholds import Threshold
 from script_factory.config_types import (
     Bound,
@@ -227,6 +228,16 @@ class TableDoc(_Document):
     )
     reconcile: ReconcileSpec | None = Field(
         None, description="Compare the source's aggregates of the window with what the load wrote, before it commits."
+    )
+    create: bool | None = Field(
+        None,
+        description="Create the target table from the source's columns when it does not exist (default: the "
+        "project's create).",
+    )
+    on_schema_change: OnSchemaChange | None = Field(
+        None,
+        description="add_columns | fail | ignore: what a load does when the source's columns differ from the "
+        "target's (default: the project's).",
     )
 
     @field_validator("keys")
@@ -464,6 +475,16 @@ class ProjectFile(_Document):
         "and the aggregations commit together at the end (all or nothing).",
     )
     precheck: bool = Field(False, description="Count each source window first and skip the tables with no row.")
+    create: bool = Field(
+        True,
+        description="Create a missing target table from the source's columns, types and keys (false: a missing "
+        "table is an error).",
+    )
+    on_schema_change: OnSchemaChange = Field(
+        OnSchemaChange.ADD_COLUMNS,
+        description="add_columns: add new source columns and widen types in place; fail: any difference is an error; "
+        "ignore: load the columns both sides have.",
+    )
     skip_when_no_data: bool = Field(
         False, description="When no table had new rows, skip the aggregations and outputs too."
     )

@@ -6,6 +6,7 @@ import time
 
 from connectors import open_connector
 from script_factory.factory import Plan
+from script_factory.request import RunRequest
 from script_factory.settings import Settings, connection_variable
 from utilities.errors import ConfigError, EtlError, TransientError
 
@@ -61,6 +62,34 @@ def check_connections(plan: Plan, settings: Settings) -> tuple[list[str], bool]:
             lines.append(f"FAILED  {label}: {exc}" + (f"; {hint}" if hint else ""))
         finally:
             connector.close()
+    return lines, all_ok
+
+
+def check_tables(plan: Plan, request: RunRequest, settings: Settings) -> tuple[list[str], bool]:
+    """One line per table: whether the source describes its columns, and whether the target exists and
+    matches, or would be created or evolved (or why the load would stop)."""
+    from script_factory.dry_run import preview_context
+    from script_factory.steps.load import table_shape
+
+    loads = [t for t in plan.tasks if t.kind == "load"]
+    if not loads:
+        return [], True
+    lines: list[str] = []
+    all_ok = True
+    with preview_context(plan, request, settings) as (ctx, _):
+        for task in loads:
+            params = task.bound_parameters()
+            table = params["table"]
+            try:
+                shape = table_shape(ctx, table, params.get("sql"))
+                if shape.plan is None:
+                    lines.append(f"OK      table {table.target}: {shape.note}")
+                else:
+                    summary = f"target {shape.plan.table} {shape.plan.summary()}"
+                    lines.append(f"OK      table {table.target}: the source describes its columns; {summary}")
+            except (EtlError, OSError) as exc:
+                all_ok = False
+                lines.append(f"FAILED  table {table.target}: {exc}")
     return lines, all_ok
 
 

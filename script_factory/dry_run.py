@@ -6,7 +6,8 @@ exists, and an embedded SQLite warehouse that does not exist yet is not opened.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import is_dataclass
 from typing import Any
 
@@ -21,22 +22,42 @@ from utilities.dates import CursorValue, utc_now
 from utilities.secrets import Masker
 
 
-def render(plan: Plan, request: RunRequest, settings: Settings) -> str:
+@contextmanager
+def preview_context(plan: Plan, request: RunRequest, settings: Settings) -> Iterator[tuple[RunContext, str]]:
+    """A run context that reads but never writes (``--dry-run``, ``--check``), and where the watermarks
+    came from; its connections are closed when the block ends."""
     project = plan.project
     now = utc_now()
     engine, watermark_note = _read_only_engine(plan, settings)
     windows, run_window = resolve_windows(project, request, now, _watermarks(engine, project.name))
     connections = Connections(plan.connection_urls, settings.paths.home, settings.variables, project.name)
-    ctx = RunContext(
-        request=request,
-        project=project,
-        paths=settings.paths,
-        environment=settings.environment,
-        connections=connections,
-        windows=windows,
-        run_window=run_window,
-        now=now,
-    )
+    try:
+        yield (
+            RunContext(
+                request=request,
+                project=project,
+                paths=settings.paths,
+                environment=settings.environment,
+                connections=connections,
+                windows=windows,
+                run_window=run_window,
+                now=now,
+            ),
+            watermark_note,
+        )
+    finally:
+        connections.close()
+        if engine is not None:
+            engine.dispose()
+
+
+def render(plan: Plan, request: RunRequest, settings: Settings) -> str:
+    with preview_context(plan, request, settings) as (ctx, watermark_note):
+        return _render(plan, request, settings, ctx, watermark_note)
+
+
+def _render(plan: Plan, request: RunRequest, settings: Settings, ctx: RunContext, watermark_note: str) -> str:
+    project = plan.project
     mask = Masker()
     lines = [
         f"DRY RUN of project {project.name} ({project.folder / 'project.yml'}): nothing is written",
@@ -45,18 +66,13 @@ def render(plan: Plan, request: RunRequest, settings: Settings) -> str:
     ]
     lines += [f"  {name} = {mask(url.reveal())}" for name, url in plan.connection_urls.items()]
     lines.append(f"tasks ({len(plan.tasks)}), in order:")
-    try:
-        for number, task in enumerate(plan.tasks, 1):
-            lines.append(f"\n{number}. {task.name}  [{task.kind}]  {task.step}")
-            for key, value in task.bound_parameters().items():
-                if key not in ("sql", "files"):
-                    lines.append(f"   {key} = {_short(value)}")
-            if task.preview is not None:
-                lines += ["   " + line for line in task.preview(ctx).splitlines()]
-    finally:
-        connections.close()
-        if engine is not None:
-            engine.dispose()
+    for number, task in enumerate(plan.tasks, 1):
+        lines.append(f"\n{number}. {task.name}  [{task.kind}]  {task.step}")
+        for key, value in task.bound_parameters().items():
+            if key not in ("sql", "files"):
+                lines.append(f"   {key} = {_short(value)}")
+        if task.preview is not None:
+            lines += ["   " + line for line in task.preview(ctx).splitlines()]
     return "\n".join(lines)
 
 

@@ -64,6 +64,7 @@ class LoadPlan:
     keys: tuple[str, ...]
     cursor: str | None
     window: Window
+    ddl: tuple[str, ...] = ()  # creates or evolves the table first (script_factory/target_shape.py)
 
 
 def effective_strategy(
@@ -159,7 +160,7 @@ def load(
     """
     ops = operations(plan, target.capabilities)
     stats = LoadStats()
-    with target.open_load(LoadTarget(plan.target, tuple(stream.columns), plan.keys, plan.cursor)) as session:
+    with target.open_load(LoadTarget(plan.target, tuple(stream.columns), plan.keys, plan.cursor, plan.ddl)) as session:
         for op in ops:
             if isinstance(op, WriteRows):
                 stats = session.write_rows(stream, op, progress)

@@ -13,6 +13,7 @@ table's incremental ``append`` is applied as ``delete_insert`` (idempotent by wi
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from connectors.base import ROWS, Aggregate, Connector, LoadStats, ReadRequest
@@ -29,9 +30,11 @@ from script_factory.load_strategies import (
     written_rows,
 )
 from script_factory.steps.checks import Finding, evaluate_checks, settle
+from script_factory.target_shape import TargetShape, log_shape, only_columns, record_changes, shape_target
 from script_factory.task import StepResult
 from script_factory.window import Window, next_watermark
 from utilities.dates import encode_cursor, utc_now
+from utilities.errors import EtlError
 from utilities.progress import Progress
 
 if TYPE_CHECKING:
@@ -61,7 +64,11 @@ def load_table(
         window.describe(),
     )
     request = read_request(ctx, table, sql, window, strategy, accept=target.accepts)
-    plan = LoadPlan(table.target, strategy, table.keys, table.cursor, window)
+    shape = shape_target(ctx, table, request, source, target, _target_name(ctx, table))
+    log_shape(ctx, shape)
+    if shape.loaded is not None and source.capabilities.sql:
+        request = replace(request, columns=shape.loaded)  # the source selects them (pass-through stays)
+    plan = LoadPlan(table.target, strategy, table.keys, table.cursor, window, ddl=shape.ddl)
     figures = source_figures(ctx, table, request, source) if table.precheck or table.reconcile else {}
     if table.precheck and figures.get("count") == 0:
         ctx.logger.info("load %s: precheck found no row in the window; nothing is read or written", table.target)
@@ -77,14 +84,19 @@ def load_table(
         if results or reconciled:
             summary = settle(ctx, conn, results, reconciled)
         _save_state(ctx, conn, table, window, strategy, stats)
+        record_changes(conn, ctx, _target_name(ctx, table), shape)
 
     in_warehouse = _target_name(ctx, table) == ctx.project.warehouse
     with source.read(request) as stream:
-        stats = load(target, stream, plan, progress, before_commit if in_warehouse else None)
+        rows = (
+            only_columns(stream, shape.loaded) if shape.loaded is not None and not source.capabilities.sql else stream
+        )
+        stats = load(target, rows, plan, progress, before_commit if in_warehouse else None)
     if not in_warehouse:
         warehouse = ctx.warehouse
         with warehouse.translate_errors(f"record the state of {table.target}"), warehouse.transaction() as conn:
             _save_state(ctx, conn, table, window, strategy, stats)
+            record_changes(conn, ctx, _target_name(ctx, table), shape)
     rate = stats.rows / progress.elapsed if progress.elapsed > 0 else 0.0
     message = f"{stats.rows:,} rows, {rate:,.0f} rows/s" + ("" if stats.rows else " (no new data)")
     return StepResult(
@@ -187,10 +199,23 @@ def preview_load(
     strategy = _strategy(ctx, table, window)
     ops = operations(LoadPlan(table.target, strategy, table.keys, table.cursor, window), target.capabilities)
     gates = f", gates: {', '.join(c.name for c in checks)}" if checks else ""
+    request = read_request(ctx, table, sql, window, strategy)
+    try:
+        shown = table_shape(ctx, table, sql).describe()
+    except EtlError as exc:  # a dry run reports what the run would stop on
+        shown = f"target: not compared with the source: {exc}"
     return (
         f"strategy: {strategy.value} ({describe(ops)}{gates}, in one transaction)\nwindow: {window.describe()}\n"
-        f"{source.describe_read(read_request(ctx, table, sql, window, strategy))}"
+        f"{source.describe_read(request)}" + (f"\n{shown}" if shown else "")
     )
+
+
+def table_shape(ctx: RunContext, table: TableSpec, sql: str | None) -> TargetShape:
+    """What a load of ``table`` would do to its target's shape (``--dry-run``, ``--check``)."""
+    window = ctx.window_for(str(table.target))
+    target = ctx.connector(_target_name(ctx, table))
+    request = read_request(ctx, table, sql, window, _strategy(ctx, table, window), accept=target.accepts)
+    return shape_target(ctx, table, request, ctx.connector(table.source.connection), target, _target_name(ctx, table))
 
 
 def read_request(
