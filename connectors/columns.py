@@ -162,8 +162,10 @@ def portable(kind: sat.TypeEngine[Any]) -> sat.TypeEngine[Any]:
         precision = getattr(kind, "precision", None)
         fsp = getattr(kind, "fsp", None)
         chosen = precision if precision is not None else fsp
-        return _with_precision(sat.DateTime(timezone=timezone), chosen) if chosen is not None else (
-            sat.DateTime(timezone=timezone)
+        return (
+            _with_precision(sat.DateTime(timezone=timezone), chosen)
+            if chosen is not None
+            else (sat.DateTime(timezone=timezone))
         )
     if isinstance(kind, sat.Date):
         return sat.Date()
