@@ -445,7 +445,7 @@ def write_new_project(project: NewProject, settings: Settings) -> list[Path]:
     """Write project.yml (validated first), the launchers and the ``.env`` lines; returns the paths written.
 
     Each file is written under a temporary name and renamed into place; if any step fails, what was
-    written is removed and ``.env`` is restored, and the error is raised again."""
+    written is removed and ``.env`` is restored (an OSError then becomes a ConfigError: exit 2)."""
     home = settings.paths.home
     folder = settings.paths.projects / project.name
     text = render_project(project)
@@ -456,8 +456,8 @@ def write_new_project(project: NewProject, settings: Settings) -> list[Path]:
     try:
         settings.paths.projects.mkdir(parents=True, exist_ok=True)
         staging = settings.paths.projects / f".{project.name}.new-{os.getpid()}"
-        undo.created.append(staging)
         staging.mkdir()
+        undo.created.append(staging)
         (staging / "project.yml").write_bytes(text.encode("utf-8"))
         os.rename(staging, folder)  # fails if the folder appeared meanwhile
         undo.created[-1] = folder
@@ -470,6 +470,13 @@ def write_new_project(project: NewProject, settings: Settings) -> list[Path]:
         if project.variables:
             env_file = home / ".env"
             written.append(_append_env(env_file, project, undo))
+    except OSError as exc:  # a folder not writable, a file where a folder belongs, a full disk...
+        undo.rollback()
+        where = exc.filename or home
+        raise ConfigError(
+            f"--new {project.name}: cannot write {where}: {exc.strerror or exc}; nothing was written "
+            "(fix the folder's permissions or free space, then run again)"
+        ) from None
     except BaseException:
         undo.rollback()
         raise
@@ -479,8 +486,8 @@ def write_new_project(project: NewProject, settings: Settings) -> list[Path]:
 def _new_file(path: Path, data: bytes, mode: int, undo: _Undo) -> None:
     """Write ``path``, which must not exist, through a temporary file in the same folder."""
     temporary = path.with_name(f".{path.name}.new-{os.getpid()}")
-    undo.created.append(temporary)
     _write(temporary, data, mode)
+    undo.created.append(temporary)
     os.link(temporary, path)  # fails if the file appeared meanwhile (never overwrites)
     undo.created.append(path)
     temporary.unlink()
@@ -496,8 +503,8 @@ def _append_env(env_file: Path, project: NewProject, undo: _Undo) -> Path:
         separator = b"" if not before or before.endswith(b"\n") else b"\n"
         _replace_file(env_file, before + separator + ("\n".join(lines) + "\n").encode("utf-8"), _mode(env_file))
     else:
-        undo.created.append(env_file)
         _replace_file(env_file, ("\n".join(lines) + "\n").encode("utf-8"), 0o600)
+        undo.created.append(env_file)
     return env_file
 
 
@@ -518,10 +525,15 @@ def _replace_file(path: Path, data: bytes, mode: int) -> None:
 
 
 def _write(path: Path, data: bytes, mode: int) -> None:
+    """Create ``path`` (which must not exist) holding ``data``; removed again if writing it fails."""
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), mode)
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(data)
-    os.chmod(path, mode)  # the process umask does not narrow or widen it
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+        os.chmod(path, mode)  # the process umask does not narrow or widen it
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
 
 
 # -- the report --------------------------------------------------------------------------------------------

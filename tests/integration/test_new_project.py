@@ -147,27 +147,20 @@ def test_a_failure_while_writing_leaves_nothing_behind(etl_home: Path) -> None:
     env.write_text("ETL_LOG_LEVEL=INFO\n", encoding="utf-8")
     env.chmod(0o640)
     (etl_home / "script_runner").write_text("a file where the launchers' folder belongs", encoding="utf-8")
-    with pytest.raises(OSError):  # not a ConfigError: the command line would report it as a crash
-        from script_factory.scaffold import NewProjectRequest, create_project, parse_tables
-        from script_factory.settings import load_settings
-        from utilities.secrets import Secret
-
-        create_project(NewProjectRequest("shop", Secret(url), parse_tables("orders")), load_settings())
-    assert not (etl_home / "customer_code" / "shop").exists()
-    assert [p.name for p in (etl_home / "customer_code").iterdir()] == []
+    line = error_line(run_cli("--new", "shop", "--source", url, "--tables", "orders"))
+    assert line.startswith(f"script_runner.py: error: --new shop: cannot write {etl_home / 'script_runner'}")
+    assert line.endswith("nothing was written (fix the folder's permissions or free space, then run again)")
+    assert list((etl_home / "customer_code").iterdir()) == []
     assert env.read_text(encoding="utf-8") == "ETL_LOG_LEVEL=INFO\n"
-    # and when writing .env fails, the project and its launchers are removed again
+    # when writing .env fails, the project and its launchers written before are removed again
     (etl_home / "script_runner").unlink()
     env.unlink()
     env.mkdir()  # a folder where .env belongs
-    with pytest.raises(OSError):
-        from script_factory.scaffold import NewProjectRequest, create_project, parse_tables
-        from script_factory.settings import load_settings
-        from utilities.secrets import Secret
-
-        create_project(NewProjectRequest("shop", Secret(url), parse_tables("orders")), load_settings())
-    assert [p.name for p in (etl_home / "customer_code").iterdir()] == []
+    line = error_line(run_cli("--new", "shop", "--source", url, "--tables", "orders"))
+    assert "cannot write" in line and "nothing was written" in line
+    assert list((etl_home / "customer_code").iterdir()) == []
     assert list((etl_home / "script_runner").iterdir()) == []
+    assert list(env.iterdir()) == []
 
 
 def test_the_warehouse_is_shared_when_it_is_the_same_else_the_projects_own(
