@@ -6,6 +6,7 @@
     python script_runner.py --project sales_demo --dry-run             # print the tasks, touch nothing
     python script_runner.py --project sales_demo --verify [--repair]   # compare source and target by day
     python script_runner.py --list                                     # projects and their tables
+    python script_runner.py --new erp_sync --source URL --tables 'erp.orders,erp.customers' [--warehouse URL]
 
 Bad input stops here with one line on stderr and exit code 2; nothing has connected by then.
 """
@@ -91,13 +92,34 @@ def build_parser() -> argparse.ArgumentParser:
         "--repair", action="store_true", help="with --verify: reload exactly the days that differ, then compare again"
     )
     parser.add_argument("--list", action="store_true", help="list the projects and their tables")
+    new = parser.add_argument_group("a new project from a source's catalog (--new)")
+    new.add_argument(
+        "--new",
+        metavar="NAME",
+        help="write customer_code/NAME/project.yml and script_runner/NAME launchers from --source's tables",
+    )
+    new.add_argument(
+        "--source", metavar="URL", help="with --new: the source's URL (saved in .env, never in project.yml)"
+    )
+    new.add_argument(
+        "--tables", metavar="LIST", help="with --new: the source's tables, e.g. 'erp.orders,erp.customers'"
+    )
+    new.add_argument(
+        "--warehouse",
+        metavar="URL",
+        help="with --new: the project's own warehouse (default: ETL_CONN_WAREHOUSE, else metadata/warehouse.db)",
+    )
+    new.add_argument(
+        "--connection", metavar="NAME", help="with --new: the source connection's name (default: NAME_source)"
+    )
     return parser
 
 
 def parse_request(argv: Sequence[str]) -> tuple[RunRequest | None, argparse.Namespace]:
     """The validated request (None with ``--list``) and the raw arguments; ConfigError on bad input."""
     args = build_parser().parse_args(list(argv))
-    if args.list:
+    _check_new_flags(args)
+    if args.list or args.new:
         return None, args
     if not args.project:
         raise ConfigError(f"--project is required (see {PROG} --list for the projects)")
@@ -114,6 +136,28 @@ def parse_request(argv: Sequence[str]) -> tuple[RunRequest | None, argparse.Name
         dry_run=args.dry_run,
     )
     return request, args
+
+
+_NEW_ONLY = ("source", "tables", "warehouse", "connection")
+_NOT_WITH_NEW = ("project", "list", "check", "verify", "repair", "start_date", "end_date", "env")
+
+
+def _check_new_flags(args: argparse.Namespace) -> None:
+    """``--new NAME --source URL --tables LIST`` stands alone; its options mean nothing without it."""
+    if args.new is None:
+        given = [f"--{name}" for name in _NEW_ONLY if getattr(args, name) is not None]
+        if given:
+            raise ConfigError(
+                f"{given[0]} belongs to --new: give --new NAME --source URL --tables LIST (see {PROG} --help)"
+            )
+        return
+    check_project_name(args.new, option="--new")
+    for name in ("source", "tables"):
+        if not getattr(args, name):
+            raise ConfigError(f"--new needs --{name} (e.g. {PROG} --new {args.new} --source URL --tables 'erp.orders')")
+    clashing = [f"--{name.replace('_', '-')}" for name in _NOT_WITH_NEW if getattr(args, name)]
+    if clashing:
+        raise ConfigError(f"--new cannot be combined with {clashing[0]}; create the project first, then run it")
 
 
 def _check_verify_flags(args: argparse.Namespace) -> None:
@@ -141,6 +185,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from script_factory.settings import load_settings
 
         settings = load_settings(args.env)
+        if args.new:
+            return _new_project(args, settings)
         if request is None:
             print(_listing(settings))
             return ExitCode.SUCCESS
@@ -192,6 +238,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:  # outside the run's own handling (while assembling, or a second Ctrl-C)
         print(f"{PROG}: interrupted; nothing was left half-written (open loads are rolled back)", file=sys.stderr)
         return ExitCode.INTERRUPTED
+
+
+def _new_project(args: argparse.Namespace, settings: Any) -> int:
+    """``--new``: read the source's catalog, write the project and its launchers, say what was written."""
+    import os
+
+    from script_factory.scaffold import NewProjectRequest, create_project, parse_tables
+    from utilities.secrets import Secret
+
+    request = NewProjectRequest(
+        name=args.new,
+        source_url=Secret(args.source),
+        tables=parse_tables(args.tables),
+        warehouse_url=Secret(args.warehouse) if args.warehouse else None,
+        connection=args.connection,
+    )
+    print("\n".join(create_project(request, settings, windows=os.name == "nt")))
+    return ExitCode.SUCCESS
 
 
 def _listing(settings: Any) -> str:

@@ -35,12 +35,13 @@ class RunRequest:
     repair: bool = False  # each table's window is replaced (delete_insert), whatever its strategy
 
 
-def check_project_name(name: str) -> str:
-    """``name`` if it is a plain project folder name; ConfigError (exit 2) for a path or anything else."""
+def check_project_name(name: str, option: str = "--project") -> str:
+    """``name`` if it is a plain project folder name; ConfigError (exit 2) for a path or anything else.
+    ``option`` is the command-line option that gave it (``--project``, ``--new``), for the message."""
     if not PROJECT_NAME.fullmatch(name):
         raise ConfigError(
-            f"--project {name!r} is not a project name: give the folder name under customer_code/ "
-            "(lower-case letters, digits and '_', starting with a letter, no path), e.g. --project sales_demo; "
-            "see script_runner.py --list"
+            f"{option} {name!r} is not a project name: give the folder name under customer_code/ "
+            "(lower-case letters, digits and '_', starting with a letter, no path), e.g. "
+            f"{option} sales_demo; see script_runner.py --list"
         )
     return name
