@@ -44,6 +44,7 @@ def render(plan: Plan, request: RunRequest, settings: Settings) -> str:
         "connections:",
     ]
     lines += [f"  {name} = {mask(url.reveal())}" for name, url in plan.connection_urls.items()]
+    lines += plan.notes
     lines.append(f"tasks ({len(plan.tasks)}), in order:")
     try:
         for number, task in enumerate(plan.tasks, 1):
