@@ -51,8 +51,8 @@ def expand_patterns(project: ProjectConfig, urls: Mapping[str, Secret], settings
                     continue  # listed on its own: that entry wins
                 if table.target in origin:
                     raise ConfigError(
-                        f"{_where(project, entry)}: {table.target} is also a target of the pattern entry "
-                        f"{_describe(origin[table.target])}; give one of them a target_prefix or target_schema"
+                        f"{_where(project, entry)}: {table.target} is also a target of "
+                        f"{describe_pattern(origin[table.target])}; give one of them a target_prefix or target_schema"
                     )
                 origin[table.target] = entry
                 tables.append(table)
@@ -76,7 +76,8 @@ def _catalog(project: ProjectConfig, entry: TableSpec, url: Secret, settings: Se
 def _expand(project: ProjectConfig, entry: TableSpec, connector: Connector) -> list[TableSpec]:
     pattern = entry.source.pattern
     assert pattern is not None
-    names = _call(project, lambda: connector.list_tables(pattern.schema), f"list the tables of {_describe(entry)}")
+    label = f"list the tables of {describe_pattern(entry)}"
+    names = _call(project, lambda: connector.list_tables(pattern.schema), label)
     matched = [n for n in names if _matches(n.name, pattern.include) and not _matches(n.name, pattern.exclude)]
     if not matched:
         raise ConfigError(
@@ -122,9 +123,10 @@ def _call(project: ProjectConfig, call: Callable[[], T], label: str) -> T:
     return attempt.value  # type: ignore[return-value]
 
 
-def _describe(entry: TableSpec) -> str:
-    return f"connection {entry.source.connection!r} ({entry.source.pattern})"
+def describe_pattern(entry: TableSpec) -> str:
+    """``pattern erp: schema erp, include ord*``: how messages, the log and ``--dry-run`` name an entry."""
+    return f"pattern {entry.source.connection}: {entry.source.pattern}"
 
 
 def _where(project: ProjectConfig, entry: TableSpec) -> str:
-    return f"{project.folder / 'project.yml'}: tables (pattern {_describe(entry)})"
+    return f"{project.folder / 'project.yml'}: tables ({describe_pattern(entry)})"

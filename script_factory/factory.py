@@ -26,7 +26,7 @@ from connectors import connector_class, scheme_of
 from connectors.base import Connector
 from connectors.sql import SqlConnector
 from script_factory.config import CheckSpec, FunctionSpec, ProjectConfig, Strategy, TableSpec, load_project
-from script_factory.expand import expand_patterns
+from script_factory.expand import describe_pattern, expand_patterns
 from script_factory.request import RunRequest
 from script_factory.settings import DEFAULT_WAREHOUSE_URL, Settings, connection_variable
 from script_factory.steps.checks import preview_checks, run_checks
@@ -89,9 +89,7 @@ def build_plan(request: RunRequest, settings: Settings, expand: bool = True) -> 
 
         smtp_settings(settings)  # a missing ETL_SMTP_* variable fails now, not after the loads
     worker = _worker_module(project) if project.before_load or project.after_load else None
-    patterns = [
-        f"tables (pattern {t.source.connection}: {t.source.pattern})" for t in project.tables if t.source.pattern
-    ]
+    patterns = [f"tables ({describe_pattern(t)})" for t in project.tables if t.source.pattern]
     if expand:
         project = expand_patterns(project, urls, settings)
     else:
