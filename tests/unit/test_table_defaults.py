@@ -159,3 +159,17 @@ def test_continue_on_error_contradicts_publish_run(doc: dict[str, Any], key: str
     tables = [{"target": "a", "source": {"connection": "erp", "table": "a"}, "strategy": "replace"}]
     message = error_of({"defaults": DEFAULTS, "publish": "run", "tables": tables, **doc}, tmp_path)
     assert key in message and "drop continue_on_error or use publish: table" in message
+
+
+def test_the_readme_examples_of_many_tables_are_valid(tmp_path: Path) -> None:
+    import yaml
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Many tables in one project")[1].split("\n### ")[0]
+    blocks = [part.split("```", 1)[0] for part in section.split("```yaml\n")[1:]]
+    assert len(blocks) == 3
+    for block in blocks:
+        doc = yaml.safe_load(block)
+        folder = tmp_path / doc["project"]
+        project = parse_project(doc, folder, folder / "project.yml")
+        assert project.tables and all(t.source.connection in project.connections for t in project.tables)
