@@ -258,3 +258,12 @@ def test_without_continue_on_error_the_first_failure_stops_the_run(etl_home: Pat
     assert result.code == 1
     tasks = warehouse(etl_home, "SELECT task_name, status FROM etl_task_runs ORDER BY task_run_id")
     assert tasks == [("warehouse_ddl", "success"), ("load:a", "success"), ("load:b", "failed")]
+
+
+def test_verify_compares_only_the_tables_asked_for(etl_home: Path) -> None:
+    three_tables(etl_home)
+    assert run_cli("--project", "three", "--load-type", "F", "--tables", "a,c").code == 0
+    result = run_cli("--project", "three", "--verify", "--tables", "c")
+    assert result.code == 0, result.stdout + result.stderr
+    compared = [line.split(":")[0] for line in result.stdout.splitlines() if line.startswith(("a:", "b:", "c:"))]
+    assert compared == ["c"] and "every compared day agrees (1 table(s))" in result.stdout
