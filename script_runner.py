@@ -4,11 +4,13 @@
     python script_runner.py --project sales_demo --load-type F         # full reload
     python script_runner.py --project sales_demo --start-date 2026-01-01 --end-date 2026-01-31
     python script_runner.py --project sales_demo --dry-run             # print the tasks, touch nothing
+    python script_runner.py --project sales_demo --tables dim_customer # only these tables and their checks
     python script_runner.py --project sales_demo --verify [--repair]   # compare source and target by day
     python script_runner.py --list                                     # projects and their tables
     python script_runner.py --new erp_sync --source URL --tables 'erp.orders,erp.customers' [--warehouse URL]
 
-Bad input stops here with one line on stderr and exit code 2; nothing has connected by then.
+Bad input stops here with one line on stderr and exit code 2; nothing has connected by then (but the
+sources of pattern entries under ``tables:``, whose catalogs are listed while the project is assembled).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from script_factory.exit_codes import ExitCode
 from script_factory.request import LoadType, RunRequest, check_project_name
 from utilities import interrupts
 from utilities.dates import parse_iso_datetime
-from utilities.errors import ConfigError, LockedError
+from utilities.errors import ConfigError, FatalError, LockedError, TransientError
 from utilities.memory import limit_malloc_arenas
 
 PROG = "script_runner.py"
@@ -58,6 +60,13 @@ def _load_type(text: str) -> LoadType:
         ) from None
 
 
+def _tables(text: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(name.strip() for name in text.split(",") if name.strip()))
+    if not names:
+        raise argparse.ArgumentTypeError(f"{text!r} names no table (expected e.g. --tables orders,customers)")
+    return names
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog=PROG, description="Run an ETL project from customer_code/<project>/project.yml.", allow_abbrev=False
@@ -74,6 +83,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--start-date", type=_date, metavar="DATE", help="window start (exclusive), ISO date or datetime"
     )
     parser.add_argument("--end-date", type=_date, metavar="DATE", help="window end (inclusive), ISO date or datetime")
+    parser.add_argument(
+        "--tables",
+        type=_tables,
+        default=(),
+        metavar="A,B",
+        help="run only these tables (target names, comma-separated) and the checks on them; with --new: the "
+        "source's tables, e.g. 'erp.orders,erp.customers'",
+    )
     parser.add_argument("--env", metavar="NAME", help="read .env, then .env.NAME over it (e.g. --env prod)")
     parser.add_argument(
         "--dry-run", action="store_true", help="print the tasks, bound parameters and SQL; touch nothing"
@@ -100,9 +117,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     new.add_argument(
         "--source", metavar="URL", help="with --new: the source's URL (saved in .env, never in project.yml)"
-    )
-    new.add_argument(
-        "--tables", metavar="LIST", help="with --new: the source's tables, e.g. 'erp.orders,erp.customers'"
     )
     new.add_argument(
         "--warehouse",
@@ -134,11 +148,12 @@ def parse_request(argv: Sequence[str]) -> tuple[RunRequest | None, argparse.Name
         end_date=args.end_date,
         env_name=args.env,
         dry_run=args.dry_run,
+        tables=args.tables,
     )
     return request, args
 
 
-_NEW_ONLY = ("source", "tables", "warehouse", "connection")
+_NEW_ONLY = ("source", "warehouse", "connection")  # --tables also selects the tables of a run
 _NOT_WITH_NEW = ("project", "list", "check", "verify", "repair", "start_date", "end_date", "env")
 
 
@@ -192,7 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return ExitCode.SUCCESS
         from script_factory.factory import build_plan
 
-        plan = build_plan(request, settings)
+        plan = build_plan(request, settings, expand=not args.check)  # --check reports each connection instead
         if args.check:
             from script_factory.connection_check import check_connections, check_tables
 
@@ -235,6 +250,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LockedError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return ExitCode.LOCKED
+    except (FatalError, TransientError) as exc:  # a pattern entry's source could not list its tables
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return ExitCode.TASK_FAILED
     except KeyboardInterrupt:  # outside the run's own handling (while assembling, or a second Ctrl-C)
         print(f"{PROG}: interrupted; nothing was left half-written (open loads are rolled back)", file=sys.stderr)
         return ExitCode.INTERRUPTED
@@ -250,7 +268,7 @@ def _new_project(args: argparse.Namespace, settings: Any) -> int:
     request = NewProjectRequest(
         name=args.new,
         source_url=Secret(args.source),
-        tables=parse_tables(args.tables),
+        tables=parse_tables(",".join(args.tables)),
         warehouse_url=Secret(args.warehouse) if args.warehouse else None,
         connection=args.connection,
     )
@@ -272,7 +290,7 @@ def _listing(settings: Any) -> str:
             f"{name}  {project.description}".rstrip() + (f"  [schedule {project.schedule}]" if project.schedule else "")
         )
         for table in project.tables:
-            source = table.source.query_file or table.source.table or dict(table.source.options)
+            source = table.source.query_file or table.source.table or table.source.pattern or dict(table.source.options)
             lines.append(f"  {table.target}  <- {table.source.connection}: {source}  ({table.strategy.value})")
     return "\n".join(lines) if lines else f"no projects in {settings.paths.projects}"
 

@@ -44,7 +44,9 @@ from script_factory.config_models import (
     SourceDoc,
     Strategy,
     TableDoc,
+    TablePatternEntryDoc,
     json_schema,
+    with_defaults,
 )
 from script_factory.config_types import IDENTIFIER, NAME
 from script_factory.settings import WAREHOUSE_CONNECTION
@@ -69,6 +71,7 @@ __all__ = [
     "Severity",
     "SourceSpec",
     "Strategy",
+    "TablePattern",
     "TableSpec",
     "load_project",
     "parse_project",
@@ -89,13 +92,32 @@ class ConnectionSpec:
 
 
 @dataclass(frozen=True)
+class TablePattern:
+    """A pattern entry of ``tables:``: the source tables it matches become tables when the project is
+    assembled (script_factory/expand.py); their targets are ``target_schema.<target_prefix><name>``."""
+
+    schema: str | None
+    include: tuple[str, ...]
+    exclude: tuple[str, ...] = ()
+    target_schema: str | None = None
+    target_prefix: str = ""
+
+    def __str__(self) -> str:
+        where = f"schema {self.schema}" if self.schema else "the default schema"
+        shown = f"{where}, include {', '.join(self.include)}"
+        return shown + (f", exclude {', '.join(self.exclude)}" if self.exclude else "")
+
+
+@dataclass(frozen=True)
 class SourceSpec:
-    """Where a table's rows come from: a connection plus a query file, a table, or connector options."""
+    """Where a table's rows come from: a connection plus a query file, a table, or connector options
+    (or, before the project is assembled, a pattern of tables)."""
 
     connection: str
     query_file: str | None = None
     table: TableName | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
+    pattern: TablePattern | None = None
 
 
 @dataclass(frozen=True)
@@ -111,6 +133,7 @@ class TableSpec:
     reconcile: ReconcileSpec | None = None
     create: bool = True  # create the target from the source's columns when it is missing
     on_schema_change: OnSchemaChange = OnSchemaChange.ADD_COLUMNS
+    continue_on_error: bool = False  # a failing load is recorded and the other tables still load
 
 
 @dataclass(frozen=True)
@@ -173,6 +196,7 @@ class ProjectConfig:
     chunk_size: int = DEFAULT_CHUNK_SIZE
     publish: str = "table"  # table | run
     skip_when_no_data: bool = False
+    continue_on_error: bool = False
 
 
 def load_project(folder: Path) -> ProjectConfig:
@@ -208,6 +232,15 @@ def parse_project(raw: Any, folder: Path, file: Path) -> ProjectConfig:
         doc = ProjectFile.model_validate(raw, context=context)
     except ValidationError as exc:
         raise config_error(exc, raw, file) from None
+    tables = tuple(_table(t, doc) for t in doc.tables)
+    if doc.publish == "run" and (stays := [str(t.target) for t in tables if t.continue_on_error]):
+        key = "continue_on_error" if doc.continue_on_error else f"tables ({stays[0]}).continue_on_error"
+        if doc.defaults is not None and doc.defaults.continue_on_error and not doc.continue_on_error:
+            key = "defaults.continue_on_error"
+        raise ConfigError(
+            f"{file}: {key}: publish: run publishes all of the run or nothing, so it cannot go on after a failing "
+            "table; drop continue_on_error or use publish: table"
+        )
     return ProjectConfig(
         name=doc.project,
         folder=folder,
@@ -220,7 +253,7 @@ def parse_project(raw: Any, folder: Path, file: Path) -> ProjectConfig:
         retries=doc.retries,
         ddl=doc.ddl,
         before_load=doc.before_load,
-        tables=tuple(_table(t, doc) for t in doc.tables),
+        tables=tables,
         after_load=doc.after_load,
         checks=tuple(_check(c) for c in doc.checks),
         aggregations=doc.aggregations,
@@ -231,6 +264,7 @@ def parse_project(raw: Any, folder: Path, file: Path) -> ProjectConfig:
         chunk_size=doc.chunk_size,
         publish=doc.publish,
         skip_when_no_data=doc.skip_when_no_data,
+        continue_on_error=doc.continue_on_error,
     )
 
 
@@ -246,6 +280,7 @@ def _declared(raw: Any) -> set[str]:
 
 def _loaded(raw: Any) -> list[str]:
     """The warehouse tables the project loads, in order (a relationships check needs its ``to`` first)."""
+    raw = with_defaults(raw)
     if not isinstance(raw, dict) or not isinstance(raw.get("tables"), list):
         return []
     warehouse = raw.get("warehouse") or WAREHOUSE_CONNECTION
@@ -257,25 +292,39 @@ def _loaded(raw: Any) -> list[str]:
 
 
 def _table(doc: TableDoc, project: ProjectFile) -> TableSpec:
-    chunk_size, precheck = project.chunk_size, project.precheck
     return TableSpec(
-        target=doc.target,
-        source=_source(doc.source),
+        target=_target(doc),
+        source=_source(doc),
         strategy=doc.strategy,
         keys=doc.keys,
         cursor=doc.cursor,
-        chunk_size=doc.chunk_size or chunk_size,
+        chunk_size=doc.chunk_size or project.chunk_size,
         target_connection=doc.target_connection,
-        precheck=precheck if doc.precheck is None else doc.precheck,
+        precheck=project.precheck if doc.precheck is None else doc.precheck,
         reconcile=doc.reconcile,
         create=project.create if doc.create is None else doc.create,
         on_schema_change=doc.on_schema_change or project.on_schema_change,
+        continue_on_error=project.continue_on_error if doc.continue_on_error is None else doc.continue_on_error,
     )
 
 
-def _source(doc: SourceDoc) -> SourceSpec:
-    options = dict(doc.model_extra or {})  # the connector's own keys (S3, Salesforce...)
-    return SourceSpec(connection=doc.connection, query_file=doc.query, table=doc.table, options=options)
+def _target(doc: TableDoc) -> TableName:
+    """The table's target; for a pattern entry, what its targets look like (``erp_*``) until it is expanded."""
+    if isinstance(doc, TablePatternEntryDoc):
+        return TableName(f"{doc.target_prefix or ''}*", doc.target_schema)
+    return doc.target
+
+
+def _source(doc: TableDoc) -> SourceSpec:
+    if isinstance(doc, TablePatternEntryDoc):
+        tables = doc.source.tables
+        pattern = TablePattern(
+            tables.schema_, tables.include, tables.exclude, doc.target_schema, doc.target_prefix or ""
+        )
+        return SourceSpec(connection=doc.source.connection, pattern=pattern)
+    source: SourceDoc = doc.source
+    options = dict(source.model_extra or {})  # the connector's own keys (S3, Salesforce...)
+    return SourceSpec(connection=source.connection, query_file=source.query, table=source.table, options=options)
 
 
 def _connections(doc: ProjectFile) -> dict[str, ConnectionSpec]:

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Union, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from script_factory.config_models import ProjectFile
+from script_factory.config_models import TABLE_ENTRY_TAGS, ProjectFile
 from script_factory.config_types import show
 from script_factory.settings import connection_variable
 from utilities.errors import ConfigError
@@ -26,7 +26,7 @@ _UNKNOWN_KEY = {"extra_forbidden", "unexpected_keyword_argument"}
 
 def config_error(exc: ValidationError, raw: Any, file: Path) -> ConfigError:
     """One ConfigError for every error of the file: one line, or a count and then one line each."""
-    errors = exc.errors(include_url=False)
+    errors = [_blame_defaults(e, raw) for e in exc.errors(include_url=False)]
     inner = {e["loc"][:i] for e in errors for i in range(len(e["loc"]))}
     # a list whose items failed is also "too short" for pydantic (it counts the valid ones): say it once
     errors = [e for e in errors if not (e["type"] == "too_short" and e["loc"] in inner)]
@@ -35,6 +35,26 @@ def config_error(exc: ValidationError, raw: Any, file: Path) -> ConfigError:
     if len(lines) == 1:
         return ConfigError(f"{file}: {lines[0]}")
     return ConfigError(f"{file}: {len(lines)} errors:\n" + "\n".join(f"  {line}" for line in lines))
+
+
+def _blame_defaults(error: ErrorDetails, raw: Any) -> ErrorDetails:
+    """An error in a table's key that the table took from ``defaults:`` is an error of ``defaults:``,
+    said once (for a table's ``source`` key: when the table's source does not set it)."""
+    loc = error["loc"]
+    defaults = raw.get("defaults") if isinstance(raw, dict) else None
+    if not isinstance(defaults, dict) or len(loc) < 3 or loc[0] != "tables":
+        return error
+    keys = loc[3:] if loc[2] in TABLE_ENTRY_TAGS else loc[2:]
+    table = _child(raw.get("tables"), loc[1])
+    for depth, key in enumerate(keys[:2]):
+        if not isinstance(table, dict) or not isinstance(defaults, dict):
+            return error
+        if key not in table:
+            return {**error, "loc": ("defaults", *keys)} if key in defaults else error
+        if depth or key != "source":
+            return error
+        table, defaults = table[key], defaults.get(key)
+    return error
 
 
 def describe(error: ErrorDetails, raw: Any) -> str:
@@ -78,8 +98,8 @@ def key_path(loc: tuple[int | str, ...], raw: Any) -> str:
     for segment in loc:
         if segment == "[key]":  # the key itself is wrong (connections: {Bad-Name: ...})
             continue
-        if isinstance(node, dict) and segment not in node and node.get("kind") == segment:
-            continue  # the check kind pydantic chose the model by
+        if isinstance(node, dict) and segment not in node and segment in (node.get("kind"), *TABLE_ENTRY_TAGS):
+            continue  # the check kind, or the kind of table entry, pydantic chose the model by
         if isinstance(segment, int) and not isinstance(node, dict):
             node = _child(node, segment)
             target = node.get("target") if isinstance(node, dict) else None
@@ -141,7 +161,7 @@ def _members(shape: Any) -> list[Any]:
 def _fields(shape: Any) -> dict[str, Any]:
     """A model's or a pydantic dataclass's keys and their annotations ({} for anything else)."""
     if isinstance(shape, type) and issubclass(shape, BaseModel):
-        return {name: info.annotation for name, info in shape.model_fields.items()}
+        return {info.alias or name: info.annotation for name, info in shape.model_fields.items()}
     return {name: info.annotation for name, info in getattr(shape, "__pydantic_fields__", {}).items()}
 
 
@@ -157,4 +177,6 @@ def _inner(shape: Any, segment: int | str) -> Any:
             return fields[segment]
         if "kind" in fields and get_args(fields["kind"]) == (segment,):
             return member  # the union member chosen by its kind
+        if TABLE_ENTRY_TAGS.get(str(segment)) is member:
+            return member  # the kind of table entry
     return None

@@ -15,8 +15,19 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationInfo,
+    create_model,
+    field_validator,
+    model_validator,
+)
 from pydantic.dataclasses import dataclass
+from pydantic.json_schema import SkipJsonSchema
 
 from connectors.base import TableName
 from connectors.schema import OnSchemaChange
@@ -39,6 +50,7 @@ from script_factory.config_types import (
     Seconds,
     SqliteUrl,
     Table,
+    Text,
     TimeZone,
     When,
     expected,
@@ -239,6 +251,9 @@ class TableDoc(_Document):
         description="add_columns | fail | ignore: what a load does when the source's columns differ from the "
         "target's (default: the project's).",
     )
+    continue_on_error: bool | None = Field(
+        None, description="true: a failing load of this table is recorded and the other tables still load."
+    )
 
     @field_validator("keys")
     @classmethod
@@ -259,6 +274,112 @@ class TableDoc(_Document):
         if cursor is None and strategy is Strategy.DELETE_INSERT:
             raise expected("the cursor column whose window delete_insert replaces")
         return cursor
+
+
+class TablePatternDoc(_Document):
+    """Which tables of a source schema a pattern entry loads (shell-style patterns, case-insensitive)."""
+
+    schema_: Identifier | None = Field(
+        None, alias="schema", description="The source schema (on MySQL/MariaDB a database); default: the connection's."
+    )
+    include: tuple[Text, ...] = Field(("*",), min_length=1, description="Table names to load, e.g. ['ord*'].")
+    exclude: tuple[Text, ...] = Field((), description="Table names to leave out, e.g. ['*_tmp'].")
+
+
+class PatternSourceDoc(_Document):
+    """A SQL source whose tables a pattern entry lists from the catalog when the project is assembled."""
+
+    connection: ConnectionName = Field(description="A connection declared under connections: (a SQL source).")
+    tables: TablePatternDoc
+
+
+class TablePatternEntryDoc(TableDoc):
+    """A pattern entry: one ordinary table per source table it matches, expanded from the source's catalog
+    when the project is assembled; each target takes the source table's name."""
+
+    target: SkipJsonSchema[None] = None  # type: ignore[assignment]
+    source: PatternSourceDoc  # type: ignore[assignment]
+    target_schema: Identifier | None = Field(None, description="The schema of the targets (default: the warehouse's).")
+    target_prefix: Identifier | None = Field(None, description="Put before each source table's name, e.g. erp_.")
+
+    @field_validator("target", mode="before")
+    @classmethod
+    def _no_target(cls, target: Any) -> None:
+        raise problem(
+            "a pattern entry (source.tables) names each target after its source table: drop target "
+            "(target_schema and target_prefix shape the names)"
+        )
+
+    @field_validator("keys")
+    @classmethod
+    def _merge_needs_keys(cls, keys: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        return keys  # without keys, a merge takes each table's primary key from the source
+
+
+def _entry_kind(value: Any) -> str:
+    source = value.get("source") if isinstance(value, dict) else None
+    return "pattern" if isinstance(source, dict) and "tables" in source else "table"
+
+
+TableEntry = Annotated[
+    Annotated[TableDoc, Tag("table")] | Annotated[TablePatternEntryDoc, Tag("pattern")], Discriminator(_entry_kind)
+]
+TABLE_ENTRY_TAGS = {"table": TableDoc, "pattern": TablePatternEntryDoc}  # in pydantic's error locations
+
+
+class SourceDefaultsDoc(BaseModel):
+    """The source keys every table shares (its connection, a connector's options); merged one level deep."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    connection: ConnectionName | None = Field(None, description="The connection of every table's source.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _not_what_to_read(cls, data: Any) -> Any:
+        for key in ("query", "table", "tables"):
+            if isinstance(data, dict) and key in data:
+                raise problem(f"{key} says what one table reads: set it on each table, not under defaults")
+        return _without_nulls(data, cls.model_fields)
+
+
+def _defaults_model() -> type[_Document]:
+    """Every key of a table but target (and source, merged one level deep), all optional: built from
+    TableDoc, so a key added there can be defaulted with the same rules and messages."""
+    fields: dict[str, Any] = {
+        name: (info.rebuild_annotation() | None, Field(None, description=info.description))
+        for name, info in TableDoc.model_fields.items()
+        if name not in ("target", "source")
+    }
+    fields["source"] = (SourceDefaultsDoc | None, None)
+    model: type[_Document] = create_model("DefaultsDoc", __base__=_Document, **fields)
+    model.__doc__ = "Keys every table of tables: takes unless it sets its own (a table's null drops one)."
+    return model
+
+
+DefaultsDoc = _defaults_model()
+
+
+def with_defaults(raw: Any) -> Any:
+    """The document with ``defaults:`` merged under each entry of ``tables:`` (``source:`` one level deep)."""
+    if (
+        not isinstance(raw, dict)
+        or not isinstance(raw.get("defaults"), dict)
+        or not isinstance(raw.get("tables"), list)
+    ):
+        return raw
+    defaults = raw["defaults"]
+
+    def merged(table: Any) -> Any:
+        if not isinstance(table, dict):
+            return table
+        both = {**defaults, **table}
+        if isinstance(defaults.get("source"), dict) and isinstance(table.get("source"), dict):
+            shared = {k: v for k, v in defaults["source"].items() if k not in ("query", "table", "tables")}
+            both["source"] = {**shared, **table["source"]}  # what a table reads is its own (refused in defaults)
+        return both
+
+    return {**raw, "tables": [merged(table) for table in raw["tables"]]}
 
 
 _CONDITION = (
@@ -436,6 +557,8 @@ class NotifyDoc(_Document):
 
 def _label(item: Any) -> str:
     """The name under which an item of a section must be unique."""
+    if isinstance(item, TablePatternEntryDoc):
+        return f"pattern {item.source.model_dump(by_alias=True)}"
     if isinstance(item, TableDoc):
         return str(item.target)
     if isinstance(item, FunctionSpec):
@@ -461,7 +584,12 @@ class ProjectFile(_Document):
     chunk_size: PositiveInt = Field(DEFAULT_CHUNK_SIZE, description="Rows per chunk when streaming.")
     ddl: tuple[RelativeFile, ...] = Field((), description="Files under warehouse/, applied once each, in order.")
     before_load: tuple[FunctionSpec, ...] = Field((), description="Functions of script_worker.py run before loads.")
-    tables: tuple[TableDoc, ...] = ()
+    defaults: DefaultsDoc | None = Field(  # type: ignore[valid-type]
+        None, description="Keys every table takes unless it sets its own (source: merged one level deep)."
+    )
+    tables: tuple[TableEntry, ...] = Field(
+        (), description="The tables to load: one entry each, or a pattern entry (source.tables) for many."
+    )
     after_load: tuple[FunctionSpec, ...] = Field((), description="Functions of script_worker.py run after loads.")
     checks: tuple[CheckDoc, ...] = Field((), description="Data quality checks, run on the warehouse.")
     aggregations: tuple[AggregationSpec, ...] = ()
@@ -488,6 +616,14 @@ class ProjectFile(_Document):
     skip_when_no_data: bool = Field(
         False, description="When no table had new rows, skip the aggregations and outputs too."
     )
+    continue_on_error: bool = Field(
+        False, description="A failing table load is recorded and the other tables still load (not with publish: run)."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _tables_with_defaults(cls, data: Any) -> Any:
+        return with_defaults(data)
 
     @field_validator("tables", "before_load", "after_load", "checks", "aggregations", "outputs")
     @classmethod

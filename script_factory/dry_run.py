@@ -65,6 +65,7 @@ def _render(plan: Plan, request: RunRequest, settings: Settings, ctx: RunContext
         "connections:",
     ]
     lines += [f"  {name} = {mask(url.reveal())}" for name, url in plan.connection_urls.items()]
+    lines += plan.notes
     lines.append(f"tasks ({len(plan.tasks)}), in order:")
     for number, task in enumerate(plan.tasks, 1):
         lines.append(f"\n{number}. {task.name}  [{task.kind}]  {task.step}")

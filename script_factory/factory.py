@@ -1,9 +1,13 @@
 """The script factory: project.yml + SQL files + script_worker.py -> an ordered tuple of tasks.
 
 It validates everything that can be validated without a database (the config, every file, every
-function and its parameters, every connection's URL and connector) and does no database I/O.
-Task order: warehouse DDL, before_load functions, table loads (as listed), after_load functions,
-quality checks, aggregations, outputs.
+function and its parameters, every connection's URL and connector). Its one database I/O: a project
+with pattern entries under ``tables:`` lists their sources' catalogs first (script_factory/expand.py),
+so the tasks, ``--dry-run`` and ``--tables`` see ordinary tables. Task order: warehouse DDL,
+before_load functions, table loads (as listed), after_load functions, quality checks, aggregations,
+outputs. ``--tables`` keeps the DDL, the functions, the loads of those tables and the checks on them,
+and leaves the aggregations and outputs out (they read the whole warehouse); a repair run keeps only
+the DDL and its table's load.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import importlib.util
 import inspect
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from types import ModuleType
@@ -22,6 +26,7 @@ from connectors import connector_class, scheme_of
 from connectors.base import Connector
 from connectors.sql import SqlConnector
 from script_factory.config import CheckSpec, FunctionSpec, ProjectConfig, Strategy, TableSpec, load_project
+from script_factory.expand import describe_pattern, expand_patterns
 from script_factory.request import RunRequest
 from script_factory.settings import DEFAULT_WAREHOUSE_URL, Settings, connection_variable
 from script_factory.steps.checks import preview_checks, run_checks
@@ -46,6 +51,7 @@ class Plan:
     project: ProjectConfig
     tasks: tuple[Task, ...]
     connection_urls: Mapping[str, Secret]
+    notes: tuple[str, ...] = ()  # what the assembly decided that the log and --dry-run should say
 
 
 def project_names(settings: Settings) -> list[str]:
@@ -70,8 +76,11 @@ def load_project_config(name: str, settings: Settings) -> ProjectConfig:
     return load_project(folder)
 
 
-def build_plan(request: RunRequest, settings: Settings) -> Plan:
-    """Assemble the tasks of ``request.project``; raises ConfigError before anything connects."""
+def build_plan(request: RunRequest, settings: Settings, expand: bool = True) -> Plan:
+    """Assemble the tasks of ``request.project``; raises ConfigError before anything connects, except
+    the sources of pattern entries, whose catalogs are read first (``expand=False``, for ``--check``:
+    pattern entries are left out instead). A source that fails there raises its FatalError or
+    TransientError."""
     project = load_project_config(request.project, settings)
     check_requested_start(request.start_date, request.end_date, utc_now(), zone(project.timezone))
     urls = resolve_connections(project, settings)
@@ -80,19 +89,41 @@ def build_plan(request: RunRequest, settings: Settings) -> Plan:
 
         smtp_settings(settings)  # a missing ETL_SMTP_* variable fails now, not after the loads
     worker = _worker_module(project) if project.before_load or project.after_load else None
+    patterns = [f"tables ({describe_pattern(t)})" for t in project.tables if t.source.pattern]
+    if expand:
+        project = expand_patterns(project, urls, settings)
+    else:
+        project = replace(project, tables=tuple(t for t in project.tables if t.source.pattern is None))
     a = _Assembly(project, settings, urls, _warehouse_dialect(project, urls), worker)
-    if request.tables:
-        return Plan(project=project, tasks=(*_ddl_tasks(a), *_load_tasks(a, request.tables)), connection_urls=urls)
+    only = _selected(project, request.tables)
+    if request.repair:
+        return Plan(project=project, tasks=(*_ddl_tasks(a), *_load_tasks(a, only)), connection_urls=urls)
     tasks = (
         *_ddl_tasks(a),
         *_function_tasks(a, "before_load"),
-        *_load_tasks(a),
+        *_load_tasks(a, only),
         *_function_tasks(a, "after_load"),
-        *_check_tasks(a),
-        *_aggregation_tasks(a),
-        *_output_tasks(a),
+        *_check_tasks(a, only),
     )
-    return Plan(project=project, tasks=tasks, connection_urls=urls)
+    after = (*_aggregation_tasks(a), *_output_tasks(a))
+    notes = [f"{where}: {'expanded' if expand else 'left out (not expanded)'}" for where in patterns]
+    if only and after:
+        notes.append(
+            f"--tables {', '.join(only)}: left out {', '.join(t.name for t in after)} (aggregations and outputs "
+            "read the whole warehouse; a run without --tables makes them)"
+        )
+    return Plan(project=project, tasks=tasks if only else (*tasks, *after), connection_urls=urls, notes=tuple(notes))
+
+
+def _selected(project: ProjectConfig, names: tuple[str, ...]) -> tuple[str, ...]:
+    """``names`` (``--tables``), each a table of the project; ConfigError listing the known ones if not."""
+    known = [str(t.target) for t in project.tables]
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise ConfigError(
+            f"project {project.name}: no table {', '.join(unknown)} (its tables: {', '.join(known) or 'none'})"
+        )
+    return names
 
 
 @dataclass(frozen=True)
@@ -122,6 +153,7 @@ def make_task(
     *,
     target_table: str | None = None,
     writes_warehouse: bool = False,
+    continue_on_error: bool = False,
     **params: Any,
 ) -> Task:
     """A task binding ``params`` to ``step`` (and ``preview``), checked against their signatures now: a
@@ -136,6 +168,7 @@ def make_task(
         target_table=target_table,
         preview=partial(preview, **params) if preview is not None else None,
         writes_warehouse=writes_warehouse,
+        continue_on_error=continue_on_error,
     )
 
 
@@ -183,11 +216,7 @@ def _ddl_tasks(a: _Assembly) -> list[Task]:
 
 
 def _load_tasks(a: _Assembly, only: tuple[str, ...] = ()) -> list[Task]:
-    """One task per table (``only``: just those tables, a ConfigError naming an unknown one)."""
-    known = [str(t.target) for t in a.project.tables]
-    unknown = [name for name in only if name not in known]
-    if unknown:
-        raise ConfigError(f"project {a.project.name}: no table {', '.join(unknown)} (its tables: {', '.join(known)})")
+    """One task per table (``only``: just those tables)."""
     tasks = []
     for table in a.project.tables:
         if only and str(table.target) not in only:
@@ -212,6 +241,7 @@ def _load_tasks(a: _Assembly, only: tuple[str, ...] = ()) -> list[Task]:
                 preview_load,
                 target_table=str(table.target),
                 writes_warehouse=in_warehouse,
+                continue_on_error=table.continue_on_error,
                 table=table,
                 sql=sql,
                 checks=gates,
@@ -251,10 +281,13 @@ def _function_tasks(a: _Assembly, section: str) -> list[Task]:
     return [_function_task(a.project, a.worker, spec, section) for spec in specs]
 
 
-def _check_tasks(a: _Assembly) -> list[Task]:
-    """The checks that are not a load's gate: on tables this run does not load, or naming no table."""
+def _check_tasks(a: _Assembly, only: tuple[str, ...] = ()) -> list[Task]:
+    """The checks that are not a load's gate: on tables this run does not load, or naming no table
+    (``only``: just the checks on those tables)."""
     loaded = {t.target for t in a.project.tables if t.target_connection in (None, a.project.warehouse)}
     after = tuple(c for c in a.project.checks if c.table is None or c.table not in loaded)
+    if only:
+        after = tuple(c for c in after if c.table is not None and str(c.table) in only)
     if not after:
         return []
     return [

@@ -55,13 +55,17 @@ class RunOutcome:
 
 
 def decide(outcomes: Sequence[TaskOutcome], failure: BaseException | None, interrupted: bool) -> RunOutcome:
-    """The run's outcome: the first failing task's error (else ``failure``, an error outside the tasks),
-    or success; an interruption always wins, with exit code 130."""
-    failed = next((o for o in outcomes if o.status not in (SUCCESS, SKIPPED)), None)
+    """The run's outcome: the first failing task's error and exit code (else ``failure``, an error outside
+    the tasks), or success; an interruption always wins, with exit code 130. When several tasks failed
+    (loads with ``continue_on_error``), the error names each with its own error."""
+    failures = [o for o in outcomes if o.status not in (SUCCESS, SKIPPED)]
+    failed = failures[0] if failures else None
     error = failed.exception if failed is not None else failure
     loads = [o.result for o in outcomes if o.task.kind == "load" and o.result is not None]
     code = ExitCode.INTERRUPTED if interrupted else exit_code_for(error)
     message = INTERRUPTED if interrupted else (describe(error) if error is not None else None)
+    if len(failures) > 1 and not interrupted:
+        message = f"{len(failures)} tasks failed: " + "; ".join(f"{o.task.name}: {o.error}" for o in failures)
     return RunOutcome(
         status=SUCCESS if code is ExitCode.SUCCESS else FAILED,
         exit_code=code,

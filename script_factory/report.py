@@ -21,8 +21,8 @@ def summary_text(summary: RunSummary, home: Path | None = None) -> str:
     ok = sum(1 for o in summary.outcomes if o.status == "success")
     skipped = sum(1 for o in summary.outcomes if o.status == "skipped")
     failed = [o for o in summary.outcomes if o.status not in ("success", "skipped")]
-    tasks = f"{ok} ok" + (f", {len(failed)} failed ({failed[0].task.name})" if failed else "")
-    tasks += f", {skipped} skipped (no new data)" if skipped else ""
+    tasks = f"{ok} ok" + (f", {len(failed)} failed ({', '.join(o.task.name for o in failed)})" if failed else "")
+    tasks += f", {skipped} skipped ({'after the failed loads' if failed else 'no new data'})" if skipped else ""
     lines = [
         f"{summary.project}: {summary.status.upper()}  (run {summary.run_id or '-'}, load type {summary.load_type}, "
         f"exit code {int(summary.exit_code)})",

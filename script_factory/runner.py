@@ -7,7 +7,8 @@ file, outputs, the e-mail) is decided here, in this order:
 2. create the audit tables on first use; close rows left ``running`` by a dead run;
 3. resolve each table's window from its watermark; insert the ``etl_runs`` row as ``running``;
 4. run the tasks in order, one ``etl_task_runs`` row each; retry TransientError with back-off;
-   stop at the first failure (or at Ctrl-C / SIGTERM);
+   stop at the first failure (or at Ctrl-C / SIGTERM), except a load with ``continue_on_error``: the
+   other loads still run, and the tasks after the loads are recorded as skipped;
 5. decide the run's outcome once (script_factory/outcome.py) and close ``etl_runs`` with it;
 6. send the e-mail if asked; delete outputs flagged ``delete_after_run``; prune logs and outputs;
    release the lock.
@@ -101,6 +102,8 @@ def _execute(
         len(plan.tasks),
         log_file or "(none: console only)",
     )
+    for note in plan.notes:
+        logger.info("%s", note)
     connections = Connections(plan.connection_urls, settings.paths.home, settings.variables, project.name)
     outcomes: list[TaskOutcome] = []
     failure: BaseException | None = None
@@ -134,15 +137,15 @@ def _execute(
         )
         for index, task in enumerate(plan.tasks):
             publish.before(index)
-            if _nothing_to_do(task, outcomes, project.skip_when_no_data):
-                outcomes.append(_skip(task, ctx, writer))
+            if reason := _skip_reason(task, outcomes, project.skip_when_no_data):
+                outcomes.append(_skip(task, ctx, writer, reason))
                 publish.after(index)
                 continue
             outcome = _run_task(task, ctx, writer, publish.inside(index))
             outcomes.append(outcome)
-            if outcome.status != SUCCESS:
+            if outcome.status != SUCCESS and not task.continue_on_error:
                 break
-            publish.after(index)
+            publish.after(index)  # continue_on_error never meets publish: run (refused in project.yml)
     except KeyboardInterrupt:
         interrupted = True
         logger.error("run interrupted (Ctrl-C or SIGTERM): open loads are rolled back")
@@ -231,21 +234,23 @@ def _run_task(task: Task, ctx: RunContext, writer: AuditWriter, in_run_transacti
     return outcome
 
 
-def _nothing_to_do(task: Task, outcomes: list[TaskOutcome], skip_when_no_data: bool) -> bool:
-    """``skip_when_no_data``: the aggregations and outputs wait for a table with new rows."""
+def _skip_reason(task: Task, outcomes: list[TaskOutcome], skip_when_no_data: bool) -> str | None:
+    """Why ``task`` does not run, or None: a table load failed and the run went on (continue_on_error),
+    so nothing after the loads runs; or ``skip_when_no_data`` and no table had new rows."""
+    failed = [o.task.name for o in outcomes if o.status == FAILED]
+    if failed and task.kind != "load":
+        return f"a table load failed ({', '.join(failed)}); continue_on_error runs only the other loads"
     if not skip_when_no_data or task.kind not in ("aggregation", "output"):
-        return False
+        return None
     loads = [o for o in outcomes if o.task.kind == "load"]
-    return bool(loads) and all(o.result is not None and o.result.no_data for o in loads)
+    if loads and all(o.result is not None and o.result.no_data for o in loads):
+        return "no table had new rows (skip_when_no_data)"
+    return None
 
 
-def _skip(task: Task, ctx: RunContext, writer: AuditWriter) -> TaskOutcome:
-    logger.info("task %s: skipped, no table had new rows (skip_when_no_data)", task.name)
-    row = {
-        **_task_row(ctx.run_id, ctx.project.name, task),
-        "end_time": utc_now(),
-        "message": "skipped: no table had new rows (skip_when_no_data)",
-    }
+def _skip(task: Task, ctx: RunContext, writer: AuditWriter, reason: str) -> TaskOutcome:
+    logger.info("task %s: skipped, %s", task.name, reason)
+    row = {**_task_row(ctx.run_id, ctx.project.name, task), "end_time": utc_now(), "message": f"skipped: {reason}"}
     writer.write_later(f"record task {task.name} (skipped)", _task_row_writer(row, SKIPPED))
     return TaskOutcome(task, SKIPPED, 0.0, 0)
 

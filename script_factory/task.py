@@ -38,6 +38,7 @@ class Task:
     target_table: str | None = None
     preview: Callable[[Any], str] | None = None
     writes_warehouse: bool = False  # its writes belong in the run's transaction with ``publish: run``
+    continue_on_error: bool = False  # a load whose failure the run records and goes on after
 
     def bound_parameters(self) -> dict[str, Any]:
         """The parameters the factory bound, for ``--dry-run``."""

@@ -95,8 +95,9 @@ def verify_project(plan: Plan, request: RunRequest, settings: Settings, emit: Em
     """Compare every table with a cursor; with ``repair``, reload the days that differ and compare them
     again. Returns the exit code: 0 when every compared day agrees (after the repairs), 1 otherwise."""
     project = plan.project
-    tables = [t for t in project.tables if t.cursor]
-    for table in project.tables:
+    chosen = [t for t in project.tables if not request.tables or str(t.target) in request.tables]  # --tables
+    tables = [t for t in chosen if t.cursor]
+    for table in chosen:
         if not table.cursor:
             emit(f"{table.target}: skipped (no cursor: --verify compares a table by the day of its cursor)")
     if not tables:

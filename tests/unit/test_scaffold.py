@@ -81,7 +81,7 @@ def test_launchers_of_another_home_pin_it_and_call_the_runner(tmp_path: Path) ->
         (["--new", "p", "--tables", "a"], "--new needs --source (e.g. script_runner.py --new p --source URL"),
         (["--new", "p", "--source", "sqlite:///x.db"], "--new needs --tables"),
         (["--source", "sqlite:///x.db"], "--source belongs to --new: give --new NAME --source URL --tables LIST"),
-        (["--project", "p", "--tables", "a"], "--tables belongs to --new"),
+        (["--project", "p", "--warehouse", "sqlite:///w.db"], "--warehouse belongs to --new"),
         (["--new", "p", "--source", "s", "--tables", "a", "--project", "p"], "--new cannot be combined with --project"),
         (["--new", "p", "--source", "s", "--tables", "a", "--list"], "--new cannot be combined with --list"),
         (["--new", "../p", "--source", "s", "--tables", "a"], "--new '../p' is not a project name"),
