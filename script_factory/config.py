@@ -47,6 +47,7 @@ from script_factory.config_models import (
 )
 from script_factory.config_types import IDENTIFIER, NAME
 from script_factory.settings import WAREHOUSE_CONNECTION
+from script_factory.transform_spec import ColumnRule, DedupeRule, LookupRule, TransformSpec
 from utilities.errors import ConfigError
 
 __all__ = [
@@ -108,6 +109,7 @@ class TableSpec:
     target_connection: str | None = None  # None: the project's warehouse
     precheck: bool = False
     reconcile: ReconcileSpec | None = None
+    transforms: TransformSpec | None = None  # None: the table has none (COPY pass-through stays possible)
 
 
 @dataclass(frozen=True)
@@ -264,7 +266,33 @@ def _table(doc: TableDoc, chunk_size: int, precheck: bool) -> TableSpec:
         target_connection=doc.target_connection,
         precheck=precheck if doc.precheck is None else doc.precheck,
         reconcile=doc.reconcile,
+        transforms=_transforms(doc),
     )
+
+
+def _transforms(doc: TableDoc) -> TransformSpec | None:
+    """The table's transforms as engine data (see script_factory/transform_spec.py), or None."""
+    if not (doc.select or doc.drop or doc.columns or doc.dedupe or doc.lookups or doc.transform):
+        return None
+    columns = tuple(
+        ColumnRule(name, c.rename, c.cast, c.trim, c.null_if, c.default, c.hash, c.mask, c.encrypt)
+        for name, c in doc.columns.items()
+    )
+    lookups = tuple(
+        LookupRule(
+            lk.column,
+            lk.key,
+            lk.value,
+            lk.name or lk.value,
+            lk.source.file,
+            lk.source.connection,
+            lk.source.table,
+            lk.type,
+        )  # fmt: skip
+        for lk in doc.lookups
+    )
+    dedupe = DedupeRule(doc.dedupe.keys or doc.keys, doc.cursor) if doc.dedupe and doc.cursor else None
+    return TransformSpec(doc.select, doc.drop, columns, lookups, dedupe, doc.transform)
 
 
 def _source(doc: SourceDoc) -> SourceSpec:

@@ -30,6 +30,7 @@ from script_factory.load_strategies import (
 )
 from script_factory.steps.checks import Finding, evaluate_checks, settle
 from script_factory.task import StepResult
+from script_factory.transforms import Pipeline, transform_stream
 from script_factory.window import Window, next_watermark
 from utilities.dates import encode_cursor, utc_now
 from utilities.progress import Progress
@@ -45,6 +46,7 @@ def load_table(
     sql: str | None,
     checks: tuple[CheckSpec, ...] = (),
     custom_sql: Mapping[str, str] | None = None,
+    pipeline: Pipeline | None = None,
 ) -> StepResult:
     """Read ``table``'s source in its window, apply it to the target with its strategy, and publish
     it with its checks and its state (see the module docstring)."""
@@ -60,8 +62,9 @@ def load_table(
         strategy.value,
         window.describe(),
     )
-    request = read_request(ctx, table, sql, window, strategy, accept=target.accepts)
-    plan = LoadPlan(table.target, strategy, table.keys, table.cursor, window)
+    in_flight = pipeline is not None and pipeline.spec.in_flight
+    request = read_request(ctx, table, sql, window, strategy, accept=frozenset({ROWS}) if in_flight else target.accepts)
+    plan = load_plan(table, strategy, window)
     figures = source_figures(ctx, table, request, source) if table.precheck or table.reconcile else {}
     if table.precheck and figures.get("count") == 0:
         ctx.logger.info("load %s: precheck found no row in the window; nothing is read or written", table.target)
@@ -80,6 +83,9 @@ def load_table(
 
     in_warehouse = _target_name(ctx, table) == ctx.project.warehouse
     with source.read(request) as stream:
+        if in_flight:  # rows only (never raw COPY bytes): each chunk is changed on its way
+            assert pipeline is not None
+            stream = transform_stream(stream, pipeline, str(table.target), ctx.connector)
         stats = load(target, stream, plan, progress, before_commit if in_warehouse else None)
     if not in_warehouse:
         warehouse = ctx.warehouse
@@ -179,18 +185,25 @@ def preview_load(
     sql: str | None,
     checks: tuple[CheckSpec, ...] = (),
     custom_sql: Mapping[str, str] | None = None,
+    pipeline: Pipeline | None = None,
 ) -> str:
     """What :func:`load_table` would run, for ``--dry-run``."""
     window = ctx.window_for(str(table.target))
     source = ctx.connector(table.source.connection)
     target = ctx.connector(_target_name(ctx, table))
     strategy = _strategy(ctx, table, window)
-    ops = operations(LoadPlan(table.target, strategy, table.keys, table.cursor, window), target.capabilities)
+    ops = operations(load_plan(table, strategy, window), target.capabilities)
     gates = f", gates: {', '.join(c.name for c in checks)}" if checks else ""
     return (
         f"strategy: {strategy.value} ({describe(ops)}{gates}, in one transaction)\nwindow: {window.describe()}\n"
         f"{source.describe_read(read_request(ctx, table, sql, window, strategy))}"
     )
+
+
+def load_plan(table: TableSpec, strategy: Strategy, window: Window) -> LoadPlan:
+    """How the rows are applied: the strategy on the window, with the table's dedupe if it has one."""
+    dedupe = table.transforms.dedupe if table.transforms else None
+    return LoadPlan(table.target, strategy, table.keys, table.cursor, window, dedupe.keys if dedupe else ())
 
 
 def read_request(
@@ -202,18 +215,19 @@ def read_request(
     accept: frozenset[str] = frozenset({ROWS}),
 ) -> ReadRequest:
     """What the source reads: the window's rows, or every row when the strategy replaces the table."""
+    source_name = table.transforms.source_name if table.transforms else str  # keys: and cursor: name target columns
     return ReadRequest(
         sql=sql,
         table=table.source.table,
         params=ctx.bind_values(window),
-        cursor=table.cursor,
+        cursor=source_name(table.cursor) if table.cursor else None,
         filtered=window.filtered and table.cursor is not None and reads_window(strategy),
         window_start=window.start,
         window_end=window.end,
         chunk_size=table.chunk_size or ctx.project.chunk_size,
         options=table.source.options,
         accept=accept,
-        keys=table.keys,
+        keys=tuple(source_name(k) for k in table.keys),
     )
 
 
