@@ -218,7 +218,7 @@ def _cleaner(rule: ColumnRule, table: str) -> Callable[[Any], Any] | None:
     if rule.trim:
         steps.append(lambda v: v.strip() if isinstance(v, str) else v)
     if rule.null_if:
-        nulls = set(rule.null_if)
+        nulls = tuple(rule.null_if)  # a tuple compares with ==, so an unhashable value (JSON) is fine
         steps.append(lambda v: None if v in nulls else v)
     if rule.default is not None:
         default = rule.default
