@@ -18,6 +18,7 @@ from connectors.target import (
     STAGE,
     Bounds,
     CheckKeys,
+    DedupeStage,
     DeleteByKeys,
     DeleteWindow,
     EmptyTable,
@@ -137,6 +138,8 @@ class SqlLoadSession(LoadSession):
         elif isinstance(op, DeleteByKeys):
             self._index_stage(op.keys)  # else the delete compares every table row with every staged row
             conn.execute(table.delete().where(self._staged_key_exists(op.keys)))
+        elif isinstance(op, DedupeStage):
+            self._dedupe_stage(op)
         elif isinstance(op, InsertFromStage):
             stage = self._staged()
             conn.execute(insert(table).from_select(self.columns, select(*[stage.c[c] for c in self.columns])))
@@ -149,6 +152,38 @@ class SqlLoadSession(LoadSession):
                 self.apply(InsertFromStage())
         else:
             raise FatalError(f"load into {self.target.table}: {type(op).__name__} cannot be applied here")
+
+    def _dedupe_stage(self, op: DedupeStage) -> None:
+        """Delete the staged rows older than the latest of their key: the latest cursor per key goes into a
+        second temporary table first (MySQL cannot name one temporary table twice in a statement)."""
+        from sqlalchemy import Column, Index, MetaData, and_, delete, exists, func, insert, or_, select
+        from sqlalchemy import Table as SqlTable
+
+        stage = self._staged()
+        keys = [stage.c[spelled(self.columns, k)] for k in op.keys]
+        cursor = stage.c[spelled(self.columns, op.cursor)]
+        latest = SqlTable(
+            f"_etl_latest_{self.table.name}"[:63],
+            MetaData(),
+            *[Column(k.name, k.type) for k in keys],
+            Column("etl_latest", cursor.type),
+            **self.connector.temp_table_options(),
+        )
+        latest.create(self.conn)
+        self.conn.execute(
+            insert(latest).from_select(
+                [*[k.name for k in keys], "etl_latest"], select(*keys, func.max(cursor)).group_by(*keys)
+            )
+        )
+        Index(f"{latest.name}_keys"[:63], *[latest.c[k.name] for k in keys]).create(self.conn)
+        older = or_(cursor < latest.c.etl_latest, and_(cursor.is_(None), latest.c.etl_latest.is_not(None)))
+        same_key = and_(*[latest.c[k.name] == k for k in keys])
+        removed = self.conn.execute(
+            delete(stage).where(exists(select(1).select_from(latest).where(same_key, older)))
+        ).rowcount
+        logger.info(
+            "%s: dedupe removed %s staged row(s) older than the latest of their key", self.target.table, removed
+        )
 
     def _index_stage(self, keys: tuple[str, ...]) -> None:
         from sqlalchemy import Index

@@ -67,6 +67,15 @@ class CheckKeys:
 
 
 @dataclass(frozen=True)
+class DedupeStage:
+    """Remove the staged rows that have a staged row with the same ``keys`` and a later ``cursor`` (a NULL
+    cursor is earliest); rows tied on the latest cursor all stay (a CheckKeys after it reports them)."""
+
+    keys: tuple[str, ...]
+    cursor: str
+
+
+@dataclass(frozen=True)
 class EmptyTable:
     """Remove every row of the table (inside the load's transaction)."""
 
@@ -97,7 +106,9 @@ class MergeFromStage:
     keys: tuple[str, ...]
 
 
-Operation = WriteRows | CheckKeys | EmptyTable | DeleteWindow | DeleteByKeys | InsertFromStage | MergeFromStage
+Operation = (
+    WriteRows | CheckKeys | DedupeStage | EmptyTable | DeleteWindow | DeleteByKeys | InsertFromStage | MergeFromStage
+)
 
 
 @dataclass(frozen=True)
@@ -182,6 +193,8 @@ def respell(op: Operation, columns: Sequence[str]) -> Operation:
         return DeleteWindow(Bounds(spelled(columns, op.bounds.cursor), op.bounds.start, op.bounds.end))
     if isinstance(op, DeleteByKeys | MergeFromStage | CheckKeys):
         return type(op)(tuple(spelled(columns, k) for k in op.keys))
+    if isinstance(op, DedupeStage):
+        return DedupeStage(tuple(spelled(columns, k) for k in op.keys), spelled(columns, op.cursor))
     return op
 
 

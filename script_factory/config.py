@@ -50,6 +50,7 @@ from script_factory.config_models import (
 )
 from script_factory.config_types import IDENTIFIER, NAME
 from script_factory.settings import WAREHOUSE_CONNECTION
+from script_factory.transform_spec import ColumnRule, DedupeRule, LookupRule, TransformSpec
 from utilities.errors import ConfigError
 
 __all__ = [
@@ -134,6 +135,7 @@ class TableSpec:
     create: bool = True  # create the target from the source's columns when it is missing
     on_schema_change: OnSchemaChange = OnSchemaChange.ADD_COLUMNS
     continue_on_error: bool = False  # a failing load is recorded and the other tables still load
+    transforms: TransformSpec | None = None  # None: the table has none (COPY pass-through stays possible)
 
 
 @dataclass(frozen=True)
@@ -305,7 +307,33 @@ def _table(doc: TableDoc, project: ProjectFile) -> TableSpec:
         create=project.create if doc.create is None else doc.create,
         on_schema_change=doc.on_schema_change or project.on_schema_change,
         continue_on_error=project.continue_on_error if doc.continue_on_error is None else doc.continue_on_error,
+        transforms=_transforms(doc),
     )
+
+
+def _transforms(doc: TableDoc) -> TransformSpec | None:
+    """The table's transforms as engine data (see script_factory/transform_spec.py), or None."""
+    if not (doc.select or doc.drop or doc.columns or doc.dedupe or doc.lookups or doc.transform):
+        return None
+    columns = tuple(
+        ColumnRule(name, c.rename, c.cast, c.trim, c.null_if, c.default, c.hash, c.mask, c.encrypt)
+        for name, c in doc.columns.items()
+    )
+    lookups = tuple(
+        LookupRule(
+            lk.column,
+            lk.key,
+            lk.value,
+            lk.name or lk.value,
+            lk.source.file,
+            lk.source.connection,
+            lk.source.table,
+            lk.type,
+        )  # fmt: skip
+        for lk in doc.lookups
+    )
+    dedupe = DedupeRule(doc.dedupe.keys or doc.keys, doc.cursor) if doc.dedupe and doc.cursor else None
+    return TransformSpec(doc.select, doc.drop, columns, lookups, dedupe, doc.transform)
 
 
 def _target(doc: TableDoc) -> TableName:

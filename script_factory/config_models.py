@@ -20,8 +20,10 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    PlainValidator,
     Tag,
     ValidationInfo,
+    WithJsonSchema,
     create_model,
     field_validator,
     model_validator,
@@ -221,6 +223,81 @@ class SourceDoc(BaseModel):
         return self
 
 
+def _type_name(value: Any) -> str:
+    from connectors.columns import parse_type
+    from utilities.errors import ConfigError
+
+    if not isinstance(value, str) or not value.strip():
+        raise expected("a type name such as integer, text or numeric(12,2)", value)
+    try:
+        parse_type(value)
+    except ConfigError as exc:
+        raise problem(str(exc).removeprefix("type: ")) from None
+    return value.strip()
+
+
+TypeName = Annotated[str, PlainValidator(_type_name), WithJsonSchema({"type": "string", "examples": ["numeric(12,2)"]})]
+
+
+class ColumnDoc(_Document):
+    """What happens to one source column in flight: trim, null_if, default, cast, then one of hash / mask / encrypt."""
+
+    rename: Identifier | None = Field(None, description="The column's name in the target (keys: and cursor: use it).")
+    cast: TypeName | None = Field(None, description="Convert values to this type: integer, text, numeric(12,2)...")
+    trim: bool = Field(False, description="Strip leading and trailing whitespace of text values.")
+    null_if: tuple[Any, ...] = Field((), description="Values that become NULL, e.g. ['', 'N/A'] (after trim).")
+    default: Any = Field(None, description="The value that replaces NULL (after null_if).")
+    hash: bool = Field(
+        False, description="HMAC-SHA256 of the value's text (hex) with ETL_PII_KEY; stable, so joins work."
+    )
+    mask: PositiveInt | None = Field(None, description="Keep the last N characters, replace the others with '*'.")
+    encrypt: bool = Field(
+        False, description="AES-GCM with ETL_PII_KEY, as base64 text (python -m script_factory.transforms decrypt)."
+    )
+
+    @model_validator(mode="after")
+    def _one_protection(self) -> ColumnDoc:
+        if sum((self.hash, self.mask is not None, self.encrypt)) > 1:
+            raise problem("hash, mask and encrypt exclude each other: keep one")
+        return self
+
+
+class LookupSourceDoc(_Document):
+    """The reference rows of a lookup: a CSV file of the project, or a table of a connection."""
+
+    file: RelativeFile | None = Field(
+        None, description="A CSV file of the project with a header row, e.g. lookups/countries.csv."
+    )
+    connection: ConnectionName | None = Field(None, description="A declared connection holding the reference table.")
+    table: Table | None = Field(None, description="The reference table (with connection).")
+
+    @model_validator(mode="after")
+    def _file_or_table(self) -> LookupSourceDoc:
+        if bool(self.file) == bool(self.connection and self.table) or (bool(self.connection) != bool(self.table)):
+            raise expected("either file, or connection and table")
+        return self
+
+
+class LookupDoc(_Document):
+    """Add a column from a small reference table, loaded once per run (e.g. country code -> country name)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    column: Identifier = Field(description="The table's column matched with key (its target name).")
+    source: LookupSourceDoc = Field(alias="from", description="Where the reference rows are.")
+    key: Identifier = Field(description="The reference column matched with column.")
+    value: Identifier = Field(description="The reference column whose value is added.")
+    name: Identifier | None = Field(None, alias="as", description="The added column's name (default: value).")
+    type: TypeName | None = Field(None, description="The added column's type (default text).")
+
+
+class DedupeDoc(_Document):
+    """Keep one row per key: the one with the latest cursor (in the target's staging table)."""
+
+    keys: tuple[Identifier, ...] = Field((), description="The columns that identify a row (default: the table's keys).")
+    keep: Literal["latest_by_cursor"] = Field("latest_by_cursor", description="Which row is kept: latest_by_cursor.")
+
+
 class TableDoc(_Document):
     """A table to load: its source, its target and how rows are applied."""
 
@@ -254,6 +331,18 @@ class TableDoc(_Document):
     continue_on_error: bool | None = Field(
         None, description="true: a failing load of this table is recorded and the other tables still load."
     )
+    # -- transforms in flight (README "Transforms"; script_factory/transforms.py) --
+    select: tuple[Identifier, ...] = Field((), description="Keep only these source columns, in this order.")
+    drop: tuple[Identifier, ...] = Field((), description="Leave out these source columns.")
+    columns: dict[Identifier, ColumnDoc] = Field(
+        default_factory=dict,
+        description="Per source column: rename, cast, trim, null_if, default, hash, mask, encrypt.",
+    )
+    dedupe: DedupeDoc | None = Field(None, description="Keep one row per key, the latest by cursor.")
+    lookups: tuple[LookupDoc, ...] = Field((), description="Columns added from small reference tables or CSV files.")
+    transform: Identifier | None = Field(
+        None, description="A function of script_worker.py: Batch -> Batch, run on each chunk last."
+    )
 
     @field_validator("keys")
     @classmethod
@@ -274,6 +363,39 @@ class TableDoc(_Document):
         if cursor is None and strategy is Strategy.DELETE_INSERT:
             raise expected("the cursor column whose window delete_insert replaces")
         return cursor
+
+    @model_validator(mode="after")
+    def _transforms_fit(self) -> TableDoc:
+        _check_transforms(self)
+        return self
+
+
+def _check_transforms(doc: TableDoc) -> None:
+    """The transforms of a table agree with each other and with its keys and cursor (target names)."""
+    if doc.select and doc.drop:
+        raise problem("select and drop exclude each other: keep one")
+    for name in doc.columns:
+        if doc.select and name.lower() not in {c.lower() for c in doc.select}:
+            raise problem(f"columns.{name}: not in select; add it to select or remove its rules")
+        if name.lower() in {c.lower() for c in doc.drop}:
+            raise problem(f"columns.{name}: the column is dropped (drop:); remove one of the two")
+    targets = [(rule.rename or name).lower() for name, rule in doc.columns.items()]
+    targets += [(lookup.name or lookup.value).lower() for lookup in doc.lookups]
+    for name in dict.fromkeys(t for t in targets if targets.count(t) > 1):
+        raise problem(f"two columns would be named {name!r} in the target (rename: / lookups as:); rename one")
+    protected = {(rule.rename or name).lower(): rule for name, rule in doc.columns.items()}
+    dedupe_keys = (doc.dedupe.keys or doc.keys) if doc.dedupe else ()
+    for column in dict.fromkeys((*doc.keys, *dedupe_keys)):
+        rule = protected.get(column.lower())
+        if rule is not None and (rule.encrypt or rule.mask is not None):
+            raise problem(f"key column {column!r} is encrypted or masked, so equal keys would differ: hash it instead")
+    rule = protected.get(doc.cursor.lower()) if doc.cursor else None
+    if rule is not None and (rule.hash or rule.encrypt or rule.mask is not None):
+        raise problem(f"cursor {doc.cursor!r} is hashed, masked or encrypted: windows need its real values")
+    if doc.dedupe and not doc.cursor:
+        raise problem("dedupe keeps the row with the latest cursor: add cursor: to the table")
+    if doc.dedupe and not dedupe_keys:
+        raise problem("dedupe needs keys: give dedupe.keys or the table's keys")
 
 
 class TablePatternDoc(_Document):

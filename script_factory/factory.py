@@ -27,6 +27,7 @@ from connectors.base import Connector
 from connectors.sql import SqlConnector
 from script_factory.config import CheckSpec, FunctionSpec, ProjectConfig, Strategy, TableSpec, load_project
 from script_factory.expand import describe_pattern, expand_patterns
+from script_factory.pii import pii_key
 from script_factory.request import RunRequest
 from script_factory.settings import DEFAULT_WAREHOUSE_URL, Settings, connection_variable
 from script_factory.steps.checks import preview_checks, run_checks
@@ -36,6 +37,8 @@ from script_factory.steps.migrations import DdlFile, apply_ddl, preview_ddl
 from script_factory.steps.output import preview_output, write_output
 from script_factory.steps.sql_script import preview_sql_script, run_sql_script
 from script_factory.task import StepResult, Task
+from script_factory.transform_spec import PII_KEY_VARIABLE
+from script_factory.transforms import Pipeline
 from script_factory.window import check_requested_start
 from utilities.dates import utc_now, zone
 from utilities.errors import ConfigError
@@ -88,12 +91,15 @@ def build_plan(request: RunRequest, settings: Settings, expand: bool = True) -> 
         from script_factory.report import smtp_settings
 
         smtp_settings(settings)  # a missing ETL_SMTP_* variable fails now, not after the loads
-    worker = _worker_module(project) if project.before_load or project.after_load else None
     patterns = [f"tables ({describe_pattern(t)})" for t in project.tables if t.source.pattern]
     if expand:
         project = expand_patterns(project, urls, settings)
     else:
         project = replace(project, tables=tuple(t for t in project.tables if t.source.pattern is None))
+    uses_worker = (
+        project.before_load or project.after_load or any(t.transforms and t.transforms.function for t in project.tables)
+    )
+    worker = _worker_module(project) if uses_worker else None
     a = _Assembly(project, settings, urls, _warehouse_dialect(project, urls), worker)
     only = _selected(project, request.tables)
     if request.repair:
@@ -246,9 +252,39 @@ def _load_tasks(a: _Assembly, only: tuple[str, ...] = ()) -> list[Task]:
                 sql=sql,
                 checks=gates,
                 custom_sql=_custom_sql(a, gates),
+                pipeline=_pipeline(a, table),
             )
         )
     return tasks
+
+
+def _pipeline(a: _Assembly, table: TableSpec) -> Pipeline | None:
+    """The table's transforms resolved now: its PII key (ETL_PII_KEY), its function, its lookup files and a
+    target that can dedupe; a ConfigError names what is missing."""
+    spec = table.transforms
+    if spec is None:
+        return None
+    where = f"{a.where}: tables ({table.target})"
+    key = pii_key(a.settings.get(PII_KEY_VARIABLE), f"{where}.columns") if spec.needs_key else None
+    function = None
+    if spec.function:
+        function = getattr(a.worker, spec.function, None)
+        if not callable(function):
+            raise ConfigError(
+                f"{where}.transform: {spec.function!r} is not a function in {a.project.folder / WORKER_MODULE}"
+            )
+    for lookup in spec.lookups:
+        if lookup.file and not (a.project.folder / lookup.file).is_file():
+            raise ConfigError(
+                f"{where}.lookups ({lookup.name}).from.file: file {a.project.folder / lookup.file} not found"
+            )
+    target_cls = a.connector(table.target_connection or a.project.warehouse)
+    if spec.dedupe and not issubclass(target_cls, SqlConnector):
+        raise ConfigError(
+            f"{where}.dedupe: a {target_cls.kind} target cannot dedupe its staged rows; "
+            f"dedupe in the source query (e.g. ROW_NUMBER() OVER (PARTITION BY the keys ORDER BY the cursor DESC))"
+        )
+    return Pipeline(spec, a.project.folder, key, function)
 
 
 def _check_target(a: _Assembly, table: TableSpec) -> None:

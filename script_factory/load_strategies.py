@@ -31,6 +31,7 @@ from connectors.target import (
     TARGET,
     Bounds,
     CheckKeys,
+    DedupeStage,
     DeleteByKeys,
     DeleteWindow,
     EmptyTable,
@@ -65,6 +66,7 @@ class LoadPlan:
     cursor: str | None
     window: Window
     ddl: tuple[str, ...] = ()  # creates or evolves the table first (script_factory/target_shape.py)
+    dedupe: tuple[str, ...] = ()  # keep one staged row per these keys, the latest by cursor (dedupe:)
 
 
 def effective_strategy(
@@ -96,9 +98,23 @@ def reads_window(strategy: Strategy) -> bool:
 
 
 def operations(plan: LoadPlan, capabilities: Capabilities) -> tuple[Operation, ...]:
-    """What ``plan.strategy`` does to the target, in order, for a target with ``capabilities``."""
+    """What ``plan.strategy`` does to the target, in order, for a target with ``capabilities``. With
+    ``plan.dedupe``, the rows are always staged, deduplicated there, then their keys checked (a tie on
+    the latest cursor fails the load), before the strategy's own operations."""
+    ops = _strategy_operations(plan, capabilities)
+    if not plan.dedupe:
+        return ops
+    if plan.cursor is None:
+        raise FatalError(f"dedupe into {plan.target}: dedupe keeps the latest row by cursor: the table needs a cursor")
+    dedupe: tuple[Operation, ...] = (DedupeStage(plan.dedupe, plan.cursor),)
+    if not (len(ops) > 1 and ops[1] == CheckKeys(plan.dedupe)):
+        dedupe += (CheckKeys(plan.dedupe),)
+    return ops[0], *dedupe, *ops[1:]
+
+
+def _strategy_operations(plan: LoadPlan, capabilities: Capabilities) -> tuple[Operation, ...]:
     bounds = _bounds(plan)
-    direct = capabilities.direct_write
+    direct = capabilities.direct_write and not plan.dedupe
     if plan.strategy is Strategy.APPEND:
         if direct:
             return (WriteRows(TARGET, read_back=bounds),)
@@ -137,6 +153,8 @@ def _words(op: Operation) -> str:
         return "stage the rows" if op.into == STAGE else "write the rows into the table"
     if isinstance(op, CheckKeys):
         return f"check keys {', '.join(op.keys)} (no NULL, no duplicate)"
+    if isinstance(op, DedupeStage):
+        return f"keep the latest staged row per {', '.join(op.keys)} (by {op.cursor})"
     if isinstance(op, DeleteWindow):
         return "delete the window's rows"
     if isinstance(op, DeleteByKeys):
@@ -165,7 +183,7 @@ def load(
             if isinstance(op, WriteRows):
                 stats = session.write_rows(stream, op, progress)
             elif isinstance(op, CheckKeys):
-                require_unique_keys(session.key_report(op), plan)
+                require_unique_keys(session.key_report(op), plan, op.keys)
             else:
                 session.apply(op)
         if before_commit is not None:
@@ -175,17 +193,24 @@ def load(
     return stats
 
 
-def require_unique_keys(report: KeyReport, plan: LoadPlan) -> None:
+def require_unique_keys(report: KeyReport, plan: LoadPlan, checked: tuple[str, ...] = ()) -> None:
     """FatalError (nothing is written: the session rolls back) when staged keys are NULL or repeated."""
+    keys = checked or plan.keys
     if report.null_rows:
         raise FatalError(
-            f"merge into {plan.target}: {report.null_rows} row(s) have a NULL key ({', '.join(plan.keys)}); "
+            f"{plan.strategy.value} into {plan.target}: {report.null_rows} row(s) have a NULL key ({', '.join(keys)}); "
             f"nothing was written"
         )
     if report.duplicates:
         examples = "; ".join(
-            ", ".join(f"{k}={v!r}" for k, v in zip(plan.keys, dup, strict=False)) for dup in report.duplicates
+            ", ".join(f"{k}={v!r}" for k, v in zip(keys, dup, strict=False)) for dup in report.duplicates
         )
+        if plan.dedupe and keys == plan.dedupe:
+            raise FatalError(
+                f"{plan.strategy.value} into {plan.target}: dedupe found rows with the same key and the same latest "
+                f"{plan.cursor} (e.g. {examples}), so it cannot tell which to keep; make the query return one "
+                f"latest row per key; nothing was written"
+            )
         raise FatalError(
             f"merge into {plan.target}: the source returns the same key more than once (e.g. {examples}); "
             f"make the query return one row per key; nothing was written"

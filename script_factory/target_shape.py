@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from connectors.base import ArrowStream, ReadRequest, RowStream
 from connectors.schema import OnSchemaChange, SchemaPlan, SchemaPolicy, plan_changes
 from script_factory import audit
-from utilities.errors import FatalError
+from utilities.errors import ConfigError, FatalError
 
 if TYPE_CHECKING:
     from connectors.base import Connector
@@ -64,14 +64,14 @@ def shape_target(
     existing: tuple[SourceColumn, ...] | None = existing_columns(table.target)
     try:
         described = source.describe_columns(describing(request))
-    except FatalError as exc:
+        if transformed is not None:
+            described = transformed(described)
+    except (FatalError, ConfigError) as exc:
         if existing is None:
             raise FatalError(
                 f"target table {table.target} does not exist and cannot be created from the source: {exc}"
             ) from exc
-        return TargetShape(note=f"the source cannot describe its columns: {exc}")
-    if transformed is not None:
-        described = transformed(described)
+        return TargetShape(note=f"the source's columns are not known before the load: {exc}")
     managed = existing is not None and _created_by_a_load(ctx, connection, str(table.target))
     policy = SchemaPolicy(table.create, OnSchemaChange(table.on_schema_change), managed)
     plan = plan_changes(table.target, existing, described, table.keys, table.cursor, policy, target.dialect)  # type: ignore[attr-defined]

@@ -65,7 +65,17 @@ class Masker:
         return _KEY_VALUE.sub(lambda m: f"{m['head']}{MASK}", text)
 
 
-SECRET_MARKERS = ("PASSWORD", "PASSWD", "SECRET", "TOKEN", "API_KEY", "ACCESS_KEY", "PRIVATE_KEY", "CREDENTIALS_JSON")
+SECRET_MARKERS = (
+    "PASSWORD",
+    "PASSWD",
+    "SECRET",
+    "TOKEN",
+    "API_KEY",
+    "ACCESS_KEY",
+    "PRIVATE_KEY",
+    "CREDENTIALS_JSON",
+    "PII_KEY",
+)
 
 
 def is_secret_name(name: str) -> bool:

@@ -12,7 +12,7 @@ table's incremental ``append`` is applied as ``delete_insert`` (idempotent by wi
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -32,12 +32,14 @@ from script_factory.load_strategies import (
 from script_factory.steps.checks import Finding, evaluate_checks, settle
 from script_factory.target_shape import TargetShape, log_shape, only_columns, record_changes, shape_target
 from script_factory.task import StepResult
+from script_factory.transforms import Pipeline, transform_stream, transformed_columns
 from script_factory.window import Window, next_watermark
 from utilities.dates import encode_cursor, utc_now
 from utilities.errors import EtlError
 from utilities.progress import Progress
 
 if TYPE_CHECKING:
+    from connectors.columns import SourceColumn
     from connectors.target import LoadSession
 
 
@@ -48,6 +50,7 @@ def load_table(
     sql: str | None,
     checks: tuple[CheckSpec, ...] = (),
     custom_sql: Mapping[str, str] | None = None,
+    pipeline: Pipeline | None = None,
 ) -> StepResult:
     """Read ``table``'s source in its window, apply it to the target with its strategy, and publish
     it with its checks and its state (see the module docstring)."""
@@ -63,12 +66,14 @@ def load_table(
         strategy.value,
         window.describe(),
     )
-    request = read_request(ctx, table, sql, window, strategy, accept=target.accepts)
-    shape = shape_target(ctx, table, request, source, target, _target_name(ctx, table))
+    in_flight = pipeline is not None and pipeline.spec.in_flight
+    request = read_request(ctx, table, sql, window, strategy, accept=frozenset({ROWS}) if in_flight else target.accepts)
+    shape = shape_target(ctx, table, request, source, target, _target_name(ctx, table), _transformed(table))
     log_shape(ctx, shape)
-    if shape.loaded is not None and source.capabilities.sql:
-        request = replace(request, columns=shape.loaded)  # the source selects them (pass-through stays)
-    plan = LoadPlan(table.target, strategy, table.keys, table.cursor, window, ddl=shape.ddl)
+    select_at_source = shape.loaded is not None and source.capabilities.sql and not in_flight
+    if select_at_source:
+        request = replace(request, columns=shape.loaded or ())  # the source selects them (pass-through stays)
+    plan = load_plan(table, strategy, window, shape.ddl)
     figures = source_figures(ctx, table, request, source) if table.precheck or table.reconcile else {}
     if table.precheck and figures.get("count") == 0:
         ctx.logger.info("load %s: precheck found no row in the window; nothing is read or written", table.target)
@@ -88,10 +93,12 @@ def load_table(
 
     in_warehouse = _target_name(ctx, table) == ctx.project.warehouse
     with source.read(request) as stream:
-        rows = (
-            only_columns(stream, shape.loaded) if shape.loaded is not None and not source.capabilities.sql else stream
-        )
-        stats = load(target, rows, plan, progress, before_commit if in_warehouse else None)
+        if in_flight:  # rows only (never raw COPY bytes): each chunk is changed on its way
+            assert pipeline is not None
+            stream = transform_stream(stream, pipeline, str(table.target), ctx.connector)
+        if shape.loaded is not None and not select_at_source:  # on_schema_change: ignore
+            stream = only_columns(stream, shape.loaded)
+        stats = load(target, stream, plan, progress, before_commit if in_warehouse else None)
     if not in_warehouse:
         warehouse = ctx.warehouse
         with warehouse.translate_errors(f"record the state of {table.target}"), warehouse.transaction() as conn:
@@ -191,13 +198,14 @@ def preview_load(
     sql: str | None,
     checks: tuple[CheckSpec, ...] = (),
     custom_sql: Mapping[str, str] | None = None,
+    pipeline: Pipeline | None = None,
 ) -> str:
     """What :func:`load_table` would run, for ``--dry-run``."""
     window = ctx.window_for(str(table.target))
     source = ctx.connector(table.source.connection)
     target = ctx.connector(_target_name(ctx, table))
     strategy = _strategy(ctx, table, window)
-    ops = operations(LoadPlan(table.target, strategy, table.keys, table.cursor, window), target.capabilities)
+    ops = operations(load_plan(table, strategy, window), target.capabilities)
     gates = f", gates: {', '.join(c.name for c in checks)}" if checks else ""
     request = read_request(ctx, table, sql, window, strategy)
     try:
@@ -215,7 +223,24 @@ def table_shape(ctx: RunContext, table: TableSpec, sql: str | None) -> TargetSha
     window = ctx.window_for(str(table.target))
     target = ctx.connector(_target_name(ctx, table))
     request = read_request(ctx, table, sql, window, _strategy(ctx, table, window), accept=target.accepts)
-    return shape_target(ctx, table, request, ctx.connector(table.source.connection), target, _target_name(ctx, table))
+    source = ctx.connector(table.source.connection)
+    return shape_target(ctx, table, request, source, target, _target_name(ctx, table), _transformed(table))
+
+
+def _transformed(table: TableSpec) -> Callable[[tuple[SourceColumn, ...]], tuple[SourceColumn, ...]] | None:
+    """The table's transforms applied to the source's columns, or None when it has none."""
+    spec = table.transforms
+    if spec is None:
+        return None
+    return lambda columns: transformed_columns(spec, columns)
+
+
+def load_plan(table: TableSpec, strategy: Strategy, window: Window, ddl: tuple[str, ...] = ()) -> LoadPlan:
+    """How the rows are applied: the strategy on the window, with the table's dedupe if it has one,
+    after the DDL that creates or evolves the table."""
+    dedupe = table.transforms.dedupe if table.transforms else None
+    keys = dedupe.keys if dedupe else ()
+    return LoadPlan(table.target, strategy, table.keys, table.cursor, window, ddl=ddl, dedupe=keys)
 
 
 def read_request(
@@ -227,18 +252,19 @@ def read_request(
     accept: frozenset[str] = frozenset({ROWS}),
 ) -> ReadRequest:
     """What the source reads: the window's rows, or every row when the strategy replaces the table."""
+    source_name = table.transforms.source_name if table.transforms else str  # keys: and cursor: name target columns
     return ReadRequest(
         sql=sql,
         table=table.source.table,
         params=ctx.bind_values(window),
-        cursor=table.cursor,
+        cursor=source_name(table.cursor) if table.cursor else None,
         filtered=window.filtered and table.cursor is not None and reads_window(strategy),
         window_start=window.start,
         window_end=window.end,
         chunk_size=table.chunk_size or ctx.project.chunk_size,
         options=table.source.options,
         accept=accept,
-        keys=table.keys,
+        keys=tuple(source_name(k) for k in table.keys),
     )
 
 

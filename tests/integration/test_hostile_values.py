@@ -82,16 +82,17 @@ PG_DDL = (
 )
 
 
-def checksums(url: str, table: str) -> dict[str, tuple[str, int]]:
-    """Per column: md5 of the values' text in id order, and the number of NULLs."""
+def checksums(url: str, table: str, renamed: dict[str, str] | None = None) -> dict[str, tuple[str, int]]:
+    """Per column: md5 of the values' text in id order, and the number of NULLs (``renamed``: the
+    table's name of a column, by its name in COLUMNS)."""
     with psycopg.connect(url) as conn:
         conn.execute("SET TimeZone = 'UTC'")
         return {
             column: conn.execute(
-                f"SELECT md5(string_agg(coalesce({column}::text, '<null>'), '|' ORDER BY id)), "
-                f"count(*) FILTER (WHERE {column} IS NULL) FROM {table}"
+                f"SELECT md5(string_agg(coalesce({name}::text, '<null>'), '|' ORDER BY id)), "
+                f"count(*) FILTER (WHERE {name} IS NULL) FROM {table}"
             ).fetchone()
-            for column in COLUMNS
+            for column, name in ((c, (renamed or {}).get(c, c)) for c in COLUMNS)
         }
 
 
@@ -261,3 +262,56 @@ def test_s3_source(warehouse: str, tmp_path: Path, s3_server, s3_bucket: str) ->
         source.close()
         target.close()
     assert_exact(warehouse)
+
+
+TRANSFORM_PROJECT = """
+project: hostile_tx
+connections:
+  src: {}
+tables:
+  - target: renamed
+    source: {connection: src, table: hostile_src}
+    strategy: replace
+    columns:
+      flag: {rename: is_flag}
+      code: {trim: true, null_if: [''], cast: integer, rename: code_num}
+"""
+
+
+def test_rename_cast_trim_through_the_runner_leave_other_columns_exact(
+    warehouse: str, etl_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real script_runner.py with transforms (rows, no COPY pass-through): the columns not
+    transformed arrive exactly, the renamed one too, the trimmed and cast one as integers."""
+    from tests.conftest import run_cli
+    from tests.projects import write_project
+
+    codes = [" 42 ", "", "\t7\n", None, "-1", " 0"]
+    with psycopg.connect(warehouse, autocommit=True) as conn:
+        conn.execute(f"CREATE TABLE hostile_src {PG_DDL}")
+        conn.execute("ALTER TABLE hostile_src ADD COLUMN code text")
+        conn.execute(
+            "CREATE TABLE renamed (id bigint primary key, txt text, ts timestamp, tstz timestamptz, d date, "
+            "num numeric(38,10), big bigint, is_flag boolean, code_num integer)"
+        )
+        with conn.cursor() as cur:
+            cur.executemany(
+                f"INSERT INTO hostile_src VALUES ({', '.join(['%s'] * 9)})",
+                [(*row, code) for row, code in zip(ROWS_, codes, strict=True)],
+            )
+    monkeypatch.setenv("ETL_CONN_WAREHOUSE", warehouse)
+    monkeypatch.setenv("ETL_CONN_SRC", warehouse)
+    write_project(etl_home, "hostile_tx", TRANSFORM_PROJECT)
+    result = run_cli("--project", "hostile_tx", "--load-type", "F")
+    assert result.code == 0, result.stderr
+    got, want = checksums(warehouse, "renamed", renamed={"flag": "is_flag"}), checksums(warehouse, "expected")
+    assert got == want
+    with psycopg.connect(warehouse) as conn:
+        assert conn.execute("SELECT code_num FROM renamed ORDER BY id").fetchall() == [
+            (42,),
+            (None,),
+            (7,),
+            (None,),
+            (-1,),
+            (0,),
+        ]

@@ -18,7 +18,7 @@ import pymysql
 import pytest
 
 from tests.conftest import query, run_cli
-from tests.integration.test_hostile_values import COLUMNS, ROWS_, checksums
+from tests.integration.test_hostile_values import COLUMNS, ROWS_, checksums, hostile_csv
 from tests.projects import write_project
 
 HOSTILE_PG = (
@@ -146,15 +146,74 @@ def test_sqlite_source_with_declared_types_creates_an_exact_target(
             ],
         )
     monkeypatch.setenv("ETL_CONN_SRC", f"sqlite:///{path}")
-    write_project(etl_home, "auto", project("table: hostile"))
+    write_project(etl_home, "auto", project("table: hostile", extra=", columns: {num: {cast: 'numeric(38,10)'}}"))
     result = run_cli("--project", "auto", "--load-type", "F")
     assert result.code == 0, result.stderr
-    copied, expected = checksums(pg_warehouse, "hostile_copy"), checksums(pg_warehouse, "expected")
-    assert {k: v for k, v in copied.items() if k != "num"} == {k: v for k, v in expected.items() if k != "num"}
+    assert checksums(pg_warehouse, "hostile_copy") == checksums(pg_warehouse, "expected")
+    assert_created_exactly(pg_warehouse)
+
+
+def test_sqlite_text_decimals_stay_text_without_a_cast(etl_home: Path, pg_warehouse: str, monkeypatch) -> None:
+    path = etl_home / "metadata" / "src.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE hostile (id INTEGER PRIMARY KEY, num TEXT)")
+        conn.execute("INSERT INTO hostile VALUES (2, '9999999999999999999999999999.9999999999')")
+    monkeypatch.setenv("ETL_CONN_SRC", f"sqlite:///{path}")
+    write_project(etl_home, "auto", project("table: hostile"))
+    assert run_cli("--project", "auto", "--load-type", "F").code == 0
     assert pg_types(pg_warehouse, "hostile_copy")["num"] == ("text", "YES")
-    assert query(pg_warehouse, "SELECT num FROM hostile_copy WHERE id = 2") == [
-        ("9999999999999999999999999999.9999999999",)
-    ]
+    assert query(pg_warehouse, "SELECT num FROM hostile_copy") == [("9999999999999999999999999999.9999999999",)]
+
+
+CASTS = (
+    ", columns: {id: {cast: bigint}, ts: {cast: timestamp}, tstz: {cast: timestamptz}, d: {cast: date}, "
+    "num: {cast: 'numeric(38,10)'}, big: {cast: bigint}, flag: {cast: boolean}}"
+)
+
+
+def test_csv_source_with_casts_creates_an_exact_target(etl_home: Path, pg_warehouse: str, monkeypatch) -> None:
+    (etl_home / "in").mkdir()
+    (etl_home / "in" / "hostile.csv").write_bytes(hostile_csv())
+    monkeypatch.setenv("ETL_CONN_SRC", "csv:///in")
+    write_project(etl_home, "auto", project("file: hostile.csv", extra=CASTS))
+    result = run_cli("--project", "auto", "--load-type", "F")
+    assert result.code == 0, result.stderr
+    assert checksums(pg_warehouse, "hostile_copy") == checksums(pg_warehouse, "expected")
+    assert_created_exactly(pg_warehouse)
+
+
+def test_s3_parquet_source_creates_an_exact_target(
+    etl_home: Path, pg_warehouse: str, s3_server, s3_bucket: str, monkeypatch
+) -> None:
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pa.schema(
+        [
+            ("id", pa.int64()),
+            ("txt", pa.large_string()),
+            ("ts", pa.timestamp("us")),
+            ("tstz", pa.timestamp("us", tz="UTC")),
+            ("d", pa.date32()),
+            ("num", pa.decimal128(38, 10)),
+            ("big", pa.int64()),
+            ("flag", pa.bool_()),
+        ]
+    )
+    table = pa.Table.from_pylist([dict(zip(COLUMNS, row, strict=True)) for row in ROWS_], schema=schema)
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer)
+    s3_server.client().put_object(Bucket=s3_bucket, Key="in/hostile.parquet", Body=buffer.getvalue())
+    monkeypatch.setenv("ETL_CONN_SRC", s3_server.url(s3_bucket))
+    monkeypatch.setenv("ETL_CONN_SRC_ACCESS_KEY_ID", s3_server.access_key_id)
+    monkeypatch.setenv("ETL_CONN_SRC_SECRET_ACCESS_KEY", s3_server.secret_access_key)
+    write_project(etl_home, "auto", project("pattern: 'in/*.parquet'"))
+    result = run_cli("--project", "auto", "--load-type", "F")
+    assert result.code == 0, result.stderr
+    assert checksums(pg_warehouse, "hostile_copy") == checksums(pg_warehouse, "expected")
+    assert_created_exactly(pg_warehouse)
 
 
 def test_mariadb_source_query_creates_an_exact_target(
