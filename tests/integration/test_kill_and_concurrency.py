@@ -82,10 +82,18 @@ def scalar(url: str, sql: str) -> object:
         engine.dispose()
 
 
-def wait_for_log(home: Path, needle: str, process: subprocess.Popen[str], timeout: float = 60) -> None:
+def logs_of(home: Path) -> set[Path]:
+    return set((home / "metadata" / "logs" / "big").glob("big_*.log"))
+
+
+def wait_for_log(
+    home: Path, needle: str, process: subprocess.Popen[str], timeout: float = 60, earlier: frozenset[Path] = frozenset()
+) -> None:
+    """Until ``needle`` is in a log of ``process`` (``earlier``: the logs of previous runs, which may hold
+    the same words: a slow first run also logs "rows so far")."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        for log in (home / "metadata" / "logs" / "big").glob("big_*.log"):
+        for log in logs_of(home) - earlier:
             if needle in log.read_text(encoding="utf-8"):
                 return
         assert process.poll() is None, f"the run ended before {needle!r}: {process.communicate()}"
@@ -100,8 +108,9 @@ def test_sigkill_mid_load_leaves_the_target_unchanged_and_the_next_run_completes
     assert scalar(url, "SELECT count(*) FROM big_items") == 1000
 
     (home / "customer_code" / "big" / "sql" / "big.sql").write_text(QUERY.format(limit=BIG_ROWS), encoding="utf-8")
+    earlier = frozenset(logs_of(home))
     victim = start(env, "--load-type", "F")  # a full reload: TRUNCATE/DELETE first, then COPY
-    wait_for_log(home, "rows so far", victim)
+    wait_for_log(home, "rows so far", victim, earlier=earlier)
     victim.send_signal(signal.SIGKILL)
     victim.wait(30)
     assert victim.returncode == -signal.SIGKILL
@@ -146,8 +155,9 @@ def test_sigterm_mid_load_rolls_back_and_closes_the_audit_rows(big_home) -> None
     first = start(env, "--load-type", "F")
     assert first.wait(60) == 0, first.communicate()
     (home / "customer_code" / "big" / "sql" / "big.sql").write_text(QUERY.format(limit=BIG_ROWS), encoding="utf-8")
+    earlier = frozenset(logs_of(home))
     victim = start(env, "--load-type", "F")
-    wait_for_log(home, "rows so far", victim)
+    wait_for_log(home, "rows so far", victim, earlier=earlier)
     victim.send_signal(signal.SIGTERM)
     _, err = victim.communicate(timeout=60)
     assert victim.returncode == 130
