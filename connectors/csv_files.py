@@ -70,21 +70,19 @@ class CsvConnector(Connector):
 
         from connectors.columns import SourceColumn
 
-        pattern = str(request.options.get("file", ""))
-        files = self.files(pattern)
-        if not files:
-            raise FatalError(f"CSV connection {self.name!r}: no file matches {pattern!r} in {self.folder}")
-        delimiter = str(request.options.get("delimiter", ","))
-        encoding = str(request.options.get("encoding", "utf-8"))
+        files, delimiter, encoding = self._matching(request)
         return tuple(SourceColumn(name, sat.Text()) for name in _header(files[0], delimiter, encoding))
 
-    def read(self, request: ReadRequest) -> RowStream:
+    def _matching(self, request: ReadRequest) -> tuple[list[Path], str, str]:
+        """The files the table's ``file:`` names (at least one), its delimiter and its encoding."""
         pattern = str(request.options.get("file", ""))
         files = self.files(pattern)
         if not files:
             raise FatalError(f"CSV connection {self.name!r}: no file matches {pattern!r} in {self.folder}")
-        delimiter = str(request.options.get("delimiter", ","))
-        encoding = str(request.options.get("encoding", "utf-8"))
+        return files, str(request.options.get("delimiter", ",")), str(request.options.get("encoding", "utf-8"))
+
+    def read(self, request: ReadRequest) -> RowStream:
+        files, delimiter, encoding = self._matching(request)
         columns = _header(files[0], delimiter, encoding)
         for other in files[1:]:
             if _header(other, delimiter, encoding) != columns:

@@ -150,6 +150,23 @@ def test_postgres_python_rows(warehouse: str, tmp_path: Path) -> None:
     assert_exact(warehouse)
 
 
+def sqlite_rows() -> list[tuple[object, ...]]:
+    """The hostile rows as SQLite holds them: dates, timestamps and decimals as text, booleans as 0/1."""
+    return [
+        (
+            i,
+            t,
+            ts.isoformat(" ") if ts else None,
+            tz.isoformat(" ") if tz else None,
+            d.isoformat() if d else None,
+            str(n) if n is not None else None,
+            b,
+            None if f is None else int(f),
+        )
+        for i, t, ts, tz, d, n, b, f in ROWS_
+    ]
+
+
 def test_sqlite_source(warehouse: str, tmp_path: Path) -> None:
     path = tmp_path / "src.db"
     with sqlite3.connect(path) as conn:
@@ -157,22 +174,7 @@ def test_sqlite_source(warehouse: str, tmp_path: Path) -> None:
             "CREATE TABLE hostile (id INTEGER, txt TEXT, ts TEXT, tstz TEXT, d TEXT, num TEXT, big INTEGER, "
             "flag INTEGER)"
         )
-        conn.executemany(
-            "INSERT INTO hostile VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    i,
-                    t,
-                    ts.isoformat(" ") if ts else None,
-                    tz.isoformat(" ") if tz else None,
-                    d.isoformat() if d else None,
-                    str(n) if n is not None else None,
-                    b,
-                    None if f is None else int(f),
-                )
-                for i, t, ts, tz, d, n, b, f in ROWS_
-            ],
-        )
+        conn.executemany("INSERT INTO hostile VALUES (?, ?, ?, ?, ?, ?, ?, ?)", sqlite_rows())
     request = ReadRequest(table=TableName("hostile"), accept=frozenset({PGCOPY, ARROW, ROWS}))
     assert load(warehouse, tmp_path, f"sqlite:///{path}", request) == "rows"
     assert_exact(warehouse)

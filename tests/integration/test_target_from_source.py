@@ -18,7 +18,7 @@ import pymysql
 import pytest
 
 from tests.conftest import query, run_cli
-from tests.integration.test_hostile_values import COLUMNS, ROWS_, checksums, hostile_csv
+from tests.integration.test_hostile_values import COLUMNS, ROWS_, checksums, hostile_csv, sqlite_rows
 from tests.projects import write_project
 
 HOSTILE_PG = (
@@ -129,22 +129,7 @@ def test_sqlite_source_with_declared_types_creates_an_exact_target(
             "CREATE TABLE hostile (id INTEGER PRIMARY KEY, txt TEXT, ts TIMESTAMP, tstz TIMESTAMPTZ, d DATE, "
             "num TEXT, big BIGINT, flag BOOLEAN)"
         )
-        conn.executemany(
-            "INSERT INTO hostile VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    i,
-                    t,
-                    ts.isoformat(" ") if ts else None,
-                    tz.isoformat(" ") if tz else None,
-                    d.isoformat() if d else None,
-                    str(n) if n is not None else None,
-                    b,
-                    None if f is None else int(f),
-                )
-                for i, t, ts, tz, d, n, b, f in ROWS_
-            ],
-        )
+        conn.executemany("INSERT INTO hostile VALUES (?, ?, ?, ?, ?, ?, ?, ?)", sqlite_rows())
     monkeypatch.setenv("ETL_CONN_SRC", f"sqlite:///{path}")
     write_project(etl_home, "auto", project("table: hostile", extra=", columns: {num: {cast: 'numeric(38,10)'}}"))
     result = run_cli("--project", "auto", "--load-type", "F")
