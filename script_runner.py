@@ -212,9 +212,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from script_factory.connection_check import check_connections, check_tables
 
             lines, all_ok = check_connections(plan, settings)
-            if all_ok:  # the tables are looked at once every connection answers
-                table_lines, all_ok = check_tables(plan, request, settings)
-                lines += table_lines
+            if all_ok:  # the tables are looked at once every connection answers (they inform only)
+                lines += check_tables(plan, request, settings)
             print("\n".join(settings.masker(line) for line in lines))
             return ExitCode.SUCCESS if all_ok else ExitCode.BAD_CONFIG
         if request.dry_run:

@@ -225,7 +225,19 @@ def open_run(conn: Connection, values: Mapping[str, Any]) -> int:
 
 
 def close_run(conn: Connection, run_id: int, values: Mapping[str, Any]) -> None:
+    """Close the run's row, and any of its task rows still ``running`` (a signal can land between a
+    task row's insert and the code that closes it) as failed with the run's error."""
     conn.execute(update(etl_runs).where(etl_runs.c.run_id == run_id).values(**values))
+    if values.get("status") != RUNNING:
+        conn.execute(
+            update(etl_task_runs)
+            .where(and_(etl_task_runs.c.run_id == run_id, etl_task_runs.c.status == RUNNING))
+            .values(
+                status=FAILED,
+                end_time=values.get("end_execution_time") or utc_now(),
+                error_message=values.get("error_message") or "the run ended before this task was closed",
+            )
+        )
 
 
 def start_task(conn: Connection, values: Mapping[str, Any]) -> int:

@@ -224,6 +224,12 @@ def table_shape(ctx: RunContext, table: TableSpec, sql: str | None) -> TargetSha
     target = ctx.connector(_target_name(ctx, table))
     request = read_request(ctx, table, sql, window, _strategy(ctx, table, window), accept=target.accepts)
     source = ctx.connector(table.source.connection)
+    existing = getattr(target, "existing_columns", None)
+    if ctx.project.ddl and existing is not None and existing(table.target) is None:
+        return TargetShape(
+            note=f"{table.target} does not exist yet: the project's ddl: files run first and may create it "
+            "(else the load creates it from the source)"
+        )
     return shape_target(ctx, table, request, source, target, _target_name(ctx, table), _transformed(table))
 
 
