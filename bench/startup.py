@@ -2,7 +2,8 @@
 
 Each command runs with the real script_runner.py, in alternation between this checkout and an
 optional older one (``--old DIR``, e.g. ``git archive main | tar -x -C /tmp/old``), and the median
-wall time of each is printed with the load average. ``--statements`` also counts the SQL statements
+wall time and CPU time (user + system: less sensitive to other load on the machine) of each are
+printed with the load average. ``--statements`` also counts the SQL statements
 one run sends to each database, from the server's own log (``log_statement = all`` set on the two
 bench databases for that one run, then reset; read from ``--server-log``).
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -70,14 +72,18 @@ def main() -> int:
                 for name, argv in (("full (replace)", COMMANDS["run 1 row"]), ("incremental (merge)", MERGE_1_ROW)):
                     counted = _statements(args, checkout, argv, env)
                     print(f"statements of one 1-row {name} run ({label}): {counted}", flush=True)
-        times: dict[tuple[str, str], list[float]] = {}
+        times: dict[tuple[str, str], list[tuple[float, float]]] = {}
         for _ in range(args.runs):
             for command, argv in COMMANDS.items():
                 for label, checkout in checkouts.items():
                     times.setdefault((command, label), []).append(_run(checkout, argv, env))
     print(f"\nmedians of {args.runs} runs, load average {os.getloadavg()[0]:.2f} (1 min) at the end:")
     for (command, label), values in times.items():
-        print(f"  {command:10s} {label:4s} {statistics.median(values):6.3f} s  (min {min(values):.3f})")
+        wall, cpu = ([v[i] for v in values] for i in (0, 1))
+        print(
+            f"  {command:10s} {label:4s} wall {statistics.median(wall):6.3f} s (min {min(wall):.3f}), "
+            f"CPU {statistics.median(cpu):6.3f} s (min {min(cpu):.3f})"
+        )
     return 0
 
 
@@ -91,7 +97,9 @@ def _create(server: str, src: str) -> None:
         conn.execute("INSERT INTO items VALUES (1, 'one', timestamp '2026-01-01 08:00')")
 
 
-def _run(checkout: Path, argv: list[str], env: dict[str, str]) -> float:
+def _run(checkout: Path, argv: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Wall time and CPU time (user + system) of one run of script_runner.py."""
+    cpu = _children_cpu()
     started = time.perf_counter()
     done = subprocess.run(
         [sys.executable, str(checkout / "script_runner.py"), *argv], env=env, capture_output=True, text=True
@@ -99,7 +107,12 @@ def _run(checkout: Path, argv: list[str], env: dict[str, str]) -> float:
     elapsed = time.perf_counter() - started
     if done.returncode != 0:
         raise SystemExit(f"{checkout} {' '.join(argv)} failed:\n{done.stdout}{done.stderr}")
-    return elapsed
+    return elapsed, _children_cpu() - cpu
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _statements(args: argparse.Namespace, checkout: Path, argv: list[str], env: dict[str, str]) -> dict[str, int]:
