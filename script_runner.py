@@ -276,22 +276,14 @@ def _new_project(args: argparse.Namespace, settings: Any) -> int:
 
 
 def _listing(settings: Any) -> str:
-    from script_factory.factory import load_project_config, project_names
+    from script_factory.listing import full_entry, listing, project_names
 
-    lines = []
-    for name in project_names(settings):
-        try:
-            project = load_project_config(name, settings)
-        except ConfigError as exc:
-            lines.append(f"{name}  (invalid: {exc})")
-            continue
-        lines.append(
-            f"{name}  {project.description}".rstrip() + (f"  [schedule {project.schedule}]" if project.schedule else "")
-        )
-        for table in project.tables:
-            source = table.source.query_file or table.source.table or table.source.pattern or dict(table.source.options)
-            lines.append(f"  {table.target}  <- {table.source.connection}: {source}  ({table.strategy.value})")
-    return "\n".join(lines) if lines else f"no projects in {settings.paths.projects}"
+    def full(name: str) -> str:
+        from script_factory.factory import load_project_config
+
+        return full_entry(name, lambda project: load_project_config(project, settings))
+
+    return listing(settings.paths.projects, project_names(settings.paths.projects), full)
 
 
 if __name__ == "__main__":

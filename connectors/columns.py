@@ -13,11 +13,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
-
-import sqlalchemy.types as sat
+from typing import TYPE_CHECKING, Any
 
 from utilities.errors import ConfigError
+from utilities.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import sqlalchemy.types as sat
+else:
+    sat = lazy_module("sqlalchemy.types")  # imported when a type is first built or compared
 
 
 @dataclass(frozen=True)

@@ -25,13 +25,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
-
-import sqlalchemy.types as sat
+from typing import TYPE_CHECKING, Any
 
 from connectors.base import TableName
 from connectors.columns import SourceColumn, type_text
 from utilities.errors import FatalError
+from utilities.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import sqlalchemy.types as sat
+else:
+    sat = lazy_module("sqlalchemy.types")  # imported when a type is first built or compared
 
 
 class OnSchemaChange(StrEnum):
@@ -156,8 +160,6 @@ def _incompatible(table: TableName, old: SourceColumn, new: SourceColumn, dialec
 
 
 # -- type comparison --------------------------------------------------------------------------------
-
-_INTEGERS = (sat.SmallInteger, sat.BigInteger, sat.Integer)  # subclasses first
 
 
 def _int_rank(kind: sat.TypeEngine[Any]) -> int | None:

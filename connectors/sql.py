@@ -34,6 +34,11 @@ if TYPE_CHECKING:
     from connectors.schema import SchemaPlan
     from utilities.progress import Progress
 
+
+class MissingTableError(FatalError):
+    """The table a description was asked of does not exist (a load creates a missing target)."""
+
+
 logger = logging.getLogger(__name__)
 
 READONLY = "etl_readonly"  # execution option for connections that only read (SQLite: deferred BEGIN)
@@ -215,20 +220,20 @@ class SqlConnector(Connector):
         try:
             columns = inspect(conn).get_columns(name.name, schema=name.schema)
         except NoSuchTableError:
-            raise FatalError(f"{self.kind} connection {self.name!r}: source table {name} does not exist") from None
+            missing = f"{self.kind} connection {self.name!r}: source table {name} does not exist"
+            raise MissingTableError(missing) from None
         return [(c["name"], to_portable(c["type"]), bool(c.get("nullable", True))) for c in columns]
 
     def existing_columns(self, name: TableName) -> tuple[SourceColumn, ...] | None:
         """A target table's columns as portable types, or None when it does not exist (read on the
         run's pinned connection when there is one, so a table created earlier in the run is seen)."""
-        from sqlalchemy import inspect
-
         from connectors.columns import SourceColumn, portable
 
         with self.translate_errors(f"read the columns of {name}"), self.read_connection() as conn:
-            if not inspect(conn).has_table(name.name, schema=name.schema):
+            try:  # one catalog query, no has_table before it: a missing table has no columns to read
+                described = self.describe_table(conn, name, portable)
+            except MissingTableError:
                 return None
-            described = self.describe_table(conn, name, portable)
         return tuple(SourceColumn(n, kind, nullable) for n, kind, nullable in described)
 
     def schema_statements(self, plan: SchemaPlan, existing: Sequence[SourceColumn] = ()) -> list[str]:
@@ -439,11 +444,13 @@ class SqlConnector(Connector):
 
     def reflect(self, conn: Connection, name: Any) -> Table:
         """The target table as it is in the database; FatalError naming it if it does not exist."""
-        from sqlalchemy import MetaData, Table
+        from sqlalchemy import Column, MetaData, Table, inspect
         from sqlalchemy.exc import NoSuchTableError
 
-        try:
-            return Table(name.name, MetaData(), schema=name.schema, autoload_with=conn)
+        try:  # the columns are all a load uses: one catalog query, not a full reflection (keys, indexes...)
+            columns = inspect(conn).get_columns(name.name, schema=name.schema)
+            shaped = [Column(c["name"], c["type"], nullable=bool(c.get("nullable", True))) for c in columns]
+            return Table(name.name, MetaData(), *shaped, schema=name.schema)
         except NoSuchTableError:
             raise FatalError(
                 f"target table {name} does not exist in {self.kind} connection {self.name!r}; "

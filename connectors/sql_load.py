@@ -112,17 +112,37 @@ class SqlLoadSession(LoadSession):
     # -- keys -------------------------------------------------------------------------------------
 
     def key_report(self, op: CheckKeys) -> KeyReport:
-        from sqlalchemy import func, or_, select
+        """Staged rows with a NULL key and the first three keys staged twice, in one statement and one
+        pass over the stage: the groups of the stage that are duplicated or hold a NULL, duplicates first
+        in key order, with the NULL rows summed over all groups (the stage is named once: MySQL cannot
+        open one temporary table twice in a statement)."""
+        from sqlalchemy import case, func, literal, or_, select
 
         stage = self._staged()
         keys = [stage.c[spelled(self.columns, k)] for k in op.keys]
-        nulls = self.conn.execute(
-            select(func.count()).select_from(stage).where(or_(*[k.is_(None) for k in keys]))
-        ).scalar_one()
-        duplicates = self.conn.execute(
-            select(*keys).group_by(*keys).having(func.count() > 1).order_by(*keys).limit(3)
-        ).all()
-        return KeyReport(int(nulls), tuple(tuple(row) for row in duplicates))
+        has_null = or_(*[k.is_(None) for k in keys])
+        groups = (
+            select(
+                *keys,
+                func.count().label("etl_rows"),
+                case((has_null, literal(1)), else_=literal(0)).label("etl_has_null"),
+            )
+            .group_by(*keys)
+            .having(or_(func.count() > 1, has_null))
+            .subquery("etl_groups")
+        )
+        grouped = [groups.c[k.name] for k in keys]
+        duplicated = case((groups.c.etl_rows > 1, literal(1)), else_=literal(0))
+        ranked = select(
+            *grouped,
+            duplicated.label("etl_duplicated"),
+            func.sum(case((groups.c.etl_has_null == 1, groups.c.etl_rows), else_=literal(0))).over().label("etl_nulls"),
+            func.row_number().over(order_by=[duplicated.desc(), *grouped]).label("etl_rank"),
+        ).subquery("etl_ranked")
+        rows = self.conn.execute(select(ranked).where(ranked.c.etl_rank <= 3).order_by(ranked.c.etl_rank)).all()
+        nulls = int(rows[0].etl_nulls or 0) if rows else 0
+        duplicates = tuple(tuple(row[: len(keys)]) for row in rows if row.etl_duplicated == 1)
+        return KeyReport(nulls, duplicates)
 
     # -- changing the table ---------------------------------------------------------------------
 

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from connectors.base import Capabilities, Chunk, ReadRequest, RowStream, TableName
 from connectors.driver_errors import Verdict, fatal, first_line, transient
-from connectors.sql import READONLY, SqlConnector, dbapi_connection
-from utilities.errors import ConfigError, FatalError
+from connectors.sql import READONLY, MissingTableError, SqlConnector, dbapi_connection
+from utilities.errors import ConfigError
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine, Table
@@ -121,7 +121,7 @@ class SqliteConnector(SqlConnector):
         pragma = f"PRAGMA {quoted(name.schema) + '.' if name.schema else ''}table_info({quoted(name.name)})"
         rows = conn.exec_driver_sql(pragma).all()
         if not rows:
-            raise FatalError(f"SQLite connection {self.name!r}: source table {name} does not exist")
+            raise MissingTableError(f"SQLite connection {self.name!r}: source table {name} does not exist")
         return [(row[1], sqlite_declared(row[2] or ""), not row[3]) for row in rows]
 
     def existing_columns(self, name: TableName) -> tuple[SourceColumn, ...] | None:

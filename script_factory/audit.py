@@ -187,14 +187,16 @@ def _add_missing_columns(engine: Engine) -> None:
     from sqlalchemy import inspect
     from sqlalchemy.exc import DBAPIError
 
-    with engine.connect() as conn:
-        inspector = inspect(conn)
-        missing = [
-            (table, column)
-            for table in metadata.sorted_tables
-            for column in table.columns
-            if column.name not in {c["name"] for c in inspector.get_columns(table.name)}
-        ]
+    names = [table.name for table in metadata.sorted_tables]
+    with engine.connect() as conn:  # one catalog query for all the tables where the dialect can
+        found = inspect(conn).get_multi_columns(filter_names=names)
+    present = {name: {c["name"] for c in columns} for (_, name), columns in found.items()}
+    missing = [
+        (table, column)
+        for table in metadata.sorted_tables
+        for column in table.columns
+        if column.name not in present.get(table.name, set())
+    ]
     for table, column in missing:
         preparer = engine.dialect.identifier_preparer
         ddl = (
@@ -211,17 +213,33 @@ def _add_missing_columns(engine: Engine) -> None:
                     raise
 
 
-def prepare(engine: Engine, project: str) -> None:
-    """Before a run (under the project lock): the audit tables exist, and rows a dead run left
-    ``running`` are closed as failed."""
-    ensure_tables(engine)
-    with engine.begin() as conn:
-        close_orphans(conn, project)
+def open_run(conn: Connection, project: str, values: Mapping[str, Any]) -> int:
+    """Close as failed the rows of ``project`` a dead run left ``running`` (see :func:`_close_orphaned_rows`),
+    then insert this run's row as ``running``; returns its run_id. Called under the project lock, after
+    the watermarks are read (a ``running`` row never holds one). On PostgreSQL it is one statement."""
+    if conn.dialect.name == "postgresql":
+        run_id, closed = _open_run_in_one_statement(conn, project, values)
+    else:
+        closed = _close_orphaned_rows(conn, project)
+        run_id = _new_id(conn.execute(insert(etl_runs).values(status=RUNNING, **values)))
+    _say_closed(closed, project)
+    return run_id
 
 
-def open_run(conn: Connection, values: Mapping[str, Any]) -> int:
-    """Insert the run's row as ``running``; returns its run_id."""
-    return _new_id(conn.execute(insert(etl_runs).values(status=RUNNING, **values)))
+def _open_run_in_one_statement(conn: Connection, project: str, values: Mapping[str, Any]) -> tuple[int, int]:
+    """The two UPDATEs of :func:`_close_orphaned_rows` as data-modifying CTEs of the INSERT: all three see the
+    snapshot taken before it, so the new row is not among the rows closed."""
+    from sqlalchemy import func
+
+    runs_update, tasks_update = _orphan_updates(project)
+    runs = runs_update.returning(etl_runs.c.run_id).cte("etl_closed_runs")
+    tasks = tasks_update.returning(etl_task_runs.c.task_run_id).cte("etl_closed_tasks")
+    closed = select(func.count()).select_from(runs).scalar_subquery()
+    statement = (
+        insert(etl_runs).values(status=RUNNING, **values).returning(etl_runs.c.run_id, closed).add_cte(runs, tasks)
+    )
+    run_id, count = conn.execute(statement).one()
+    return int(run_id), int(count)
 
 
 def close_run(conn: Connection, run_id: int, values: Mapping[str, Any]) -> None:
@@ -256,25 +274,36 @@ def save_table_state(conn: Connection, project: str, target_table: str, values: 
         conn.execute(insert(etl_table_state).values(project=project, target_table=target_table, **row))
 
 
-def close_orphans(conn: Connection, project: str) -> int:
-    """Mark ``running`` rows of ``project`` as failed: called while holding the project lock, so any
-    such row belongs to a run that was killed or crashed. A task row that a load committed already
-    says ``success`` (it was written in the load's transaction). Returns how many runs were closed."""
+def _orphan_updates(project: str) -> tuple[Any, Any]:
+    """The UPDATEs that close the ``running`` rows of ``project`` (runs, then tasks)."""
     message = "the run ended without closing its audit row (killed or crashed); its open load was rolled back"
     now = utc_now()
-    closed = conn.execute(
+    runs = (
         update(etl_runs)
         .where(and_(etl_runs.c.project == project, etl_runs.c.status == RUNNING))
         .values(status=FAILED, error_message=message, end_execution_time=now)
-    ).rowcount
-    conn.execute(
+    )
+    tasks = (
         update(etl_task_runs)
         .where(and_(etl_task_runs.c.project == project, etl_task_runs.c.status == RUNNING))
         .values(status=FAILED, error_message=message, end_time=now)
     )
+    return runs, tasks
+
+
+def _close_orphaned_rows(conn: Connection, project: str) -> int:
+    """Mark ``running`` rows of ``project`` as failed: called while holding the project lock, so any
+    such row belongs to a run that was killed or crashed. A task row that a load committed already
+    says ``success`` (it was written in the load's transaction). Returns how many runs were closed."""
+    runs, tasks = _orphan_updates(project)
+    closed = conn.execute(runs).rowcount
+    conn.execute(tasks)
+    return int(closed)
+
+
+def _say_closed(closed: int, project: str) -> None:
     if closed:
         logger.warning("closed %d audit row(s) of project %s left 'running' by a run that died", closed, project)
-    return int(closed)
 
 
 def previous_max(conn: Connection, project: str, target_table: str) -> CursorValue | None:
@@ -320,11 +349,12 @@ def record_schema_change(conn: Connection, values: Mapping[str, Any]) -> None:
     conn.execute(insert(etl_schema_changes).values(applied_at=utc_now(), **values))
 
 
-def created_by_a_load(conn: Connection, connection: str, table: str) -> bool:
-    """Whether a load created ``table`` in ``connection`` (its types then follow the source's)."""
+def created_by_a_load(conn: Connection, connection: str, table: str, ledger_exists: bool = False) -> bool:
+    """Whether a load created ``table`` in ``connection`` (its types then follow the source's);
+    ``ledger_exists``: the caller knows the audit tables exist (one catalog query fewer)."""
     from sqlalchemy import inspect
 
-    if not inspect(conn).has_table("etl_schema_changes"):
+    if not ledger_exists and not inspect(conn).has_table("etl_schema_changes"):
         return False
     query = select(etl_schema_changes.c.change_id).where(
         etl_schema_changes.c.connection == connection,

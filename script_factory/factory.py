@@ -27,6 +27,7 @@ from connectors.base import Connector
 from connectors.sql import SqlConnector
 from script_factory.config import CheckSpec, FunctionSpec, ProjectConfig, Strategy, TableSpec, load_project
 from script_factory.expand import describe_pattern, expand_patterns
+from script_factory.listing import project_names as folders_with_a_project
 from script_factory.pii import pii_key
 from script_factory.request import RunRequest
 from script_factory.settings import DEFAULT_WAREHOUSE_URL, Settings, connection_variable
@@ -59,10 +60,7 @@ class Plan:
 
 def project_names(settings: Settings) -> list[str]:
     """The folders of ``customer_code/`` that hold a project.yml."""
-    root = settings.paths.projects
-    if not root.is_dir():
-        return []
-    return sorted(p.name for p in root.iterdir() if (p / "project.yml").is_file())
+    return folders_with_a_project(settings.paths.projects)
 
 
 def load_project_config(name: str, settings: Settings) -> ProjectConfig:

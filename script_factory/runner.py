@@ -113,7 +113,7 @@ def _execute(
     warehouse = connections.sql_connector(project.warehouse)
     publish = RunTransaction(plan.tasks, project.publish, warehouse)
     try:
-        writer.with_engine("prepare the audit tables", lambda engine: audit.prepare(engine, project.name))
+        writer.with_engine("prepare the audit tables", audit.ensure_tables)
         windows, run_window = resolve_windows(
             project,
             request,
@@ -121,7 +121,7 @@ def _execute(
             lambda table: writer.write("read a watermark", lambda c: audit.previous_max(c, project.name, table)),
         )
         opening = _opening_values(plan, request, settings, windows, run_window, started, warehouse, log_file)
-        run_id = writer.write("open the audit row", lambda conn: audit.open_run(conn, opening))
+        run_id = writer.write("open the audit row", lambda conn: audit.open_run(conn, project.name, opening))
         ctx = RunContext(
             request=request,
             project=project,

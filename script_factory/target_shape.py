@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 from connectors.base import ArrowStream, ReadRequest, RowStream
 from connectors.schema import OnSchemaChange, SchemaPlan, SchemaPolicy, plan_changes
-from script_factory import audit
 from utilities.errors import ConfigError, FatalError
 
 if TYPE_CHECKING:
@@ -89,9 +88,12 @@ def describing(request: ReadRequest) -> ReadRequest:
 
 
 def _created_by_a_load(ctx: RunContext, connection: str, table: str) -> bool:
+    from script_factory import audit  # SQLAlchemy's tables: imported when a run writes, not to assemble
+
     warehouse = ctx.warehouse
     with warehouse.translate_errors("read the schema ledger"), warehouse.read_connection() as conn:
-        return audit.created_by_a_load(conn, connection, table)
+        # a run (it has a run_id) created the audit tables before its first task: no need to look for them
+        return audit.created_by_a_load(conn, connection, table, ledger_exists=ctx.run_id is not None)
 
 
 def log_shape(ctx: RunContext, shape: TargetShape) -> None:
@@ -114,6 +116,8 @@ def log_shape(ctx: RunContext, shape: TargetShape) -> None:
 
 def record_changes(conn: Any, ctx: RunContext, connection: str, shape: TargetShape) -> None:
     """One ledger row per DDL statement that ran, on ``conn`` (the load's transaction, in the warehouse)."""
+    from script_factory import audit  # SQLAlchemy's tables: imported when a run writes, not to assemble
+
     plan = shape.plan
     if plan is None or not shape.ddl:
         return

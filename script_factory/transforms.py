@@ -25,17 +25,20 @@ from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-import sqlalchemy.types as sat
-
 from connectors.base import Chunk, ReadRequest, RowStream
 from connectors.columns import SourceColumn, parse_type, type_text
 from script_factory.pii import Protector, mask, value_text
 from script_factory.transform_spec import PII_KEY_VARIABLE, ColumnRule, LookupRule, TransformSpec
 from utilities.errors import ConfigError, FatalError
+from utilities.lazy import lazy_module
 from utilities.secrets import Secret
 
 if TYPE_CHECKING:
+    import sqlalchemy.types as sat
+
     from connectors.base import Connector
+else:
+    sat = lazy_module("sqlalchemy.types")  # imported when a type is first built or compared
 
 MAX_LOOKUP_ROWS = 1_000_000  # a lookup is a small reference table held in memory; larger: join in SQL
 

@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 
 from data_quality_checks.checks import CheckOutcome, evaluate
 from data_quality_checks.thresholds import Threshold, percent_text, share, verdict
-from script_factory import audit
 from script_factory.config import CheckSpec, Severity
 from script_factory.context import RunContext
 from script_factory.task import StepResult
@@ -120,6 +119,8 @@ def settle(ctx: RunContext, conn: Connection, results: Sequence[CheckResult], ex
     """Record the results (and ``extra`` findings, e.g. a reconciliation's) on ``conn`` and return a
     one-line summary; or, when one of them blocks, raise DataQualityError carrying every row (the
     runner records them after the rollback that the error causes)."""
+    from script_factory import audit  # SQLAlchemy's tables: imported when a run writes, not to assemble
+
     findings = [*extra, *(Finding(dq_row(ctx, r), _failure(r)) for r in results)]
     failures = [f.failure for f in findings if f.failure]
     if failures:

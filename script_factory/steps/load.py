@@ -17,7 +17,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from connectors.base import ROWS, Aggregate, Connector, LoadStats, ReadRequest
-from script_factory import audit, reconcile
+from script_factory import reconcile
 from script_factory.config import CheckSpec, Strategy, TableSpec
 from script_factory.context import RunContext
 from script_factory.load_strategies import (
@@ -172,6 +172,8 @@ def _save_state(
     ctx: RunContext, conn: Any, table: TableSpec, window: Window, strategy: Strategy, stats: LoadStats
 ) -> None:
     """The table's new watermark and its task record, on the connection of the load's transaction."""
+    from script_factory import audit  # SQLAlchemy's tables: imported when a run writes, not to assemble
+
     watermark = encode_cursor(next_watermark(window, stats.data_max)) if table.cursor else None
     values = {
         "watermark": watermark,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from script_factory import audit
 from script_factory.context import RunContext
 from script_factory.task import StepResult
 from utilities.dates import utc_now
@@ -31,6 +30,8 @@ def apply_ddl(ctx: RunContext, *, files: tuple[DdlFile, ...]) -> StepResult:
     A file already applied whose text has changed is an error: add a new numbered file instead, so
     every warehouse replays the same history.
     """
+    from script_factory import audit  # SQLAlchemy's tables: imported when a run writes, not to assemble
+
     target = ctx.warehouse
     applied = 0
     for ddl in files:

@@ -180,6 +180,22 @@ class TargetContract:
         assert "\n" not in message
         assert target.rows() == BEFORE
 
+    def test_the_key_check_counts_every_null_row_and_names_the_first_three_duplicates(
+        self, target: ContractTarget
+    ) -> None:
+        """One statement answers both questions: NULL keys are counted across their groups, and the first
+        three repeated keys come in key order (a fourth is left out)."""
+        plan = LoadPlan(TableName("items"), Strategy.MERGE, ("id",), "updated_at", window_for("I"))
+        at = datetime(2024, 1, 3, 1)
+        repeated = [(key, name, at) for key in (9, 7, 5, 3) for name in ("a", "b")]
+        with pytest.raises(FatalError) as caught:
+            run_load(target, plan, [*repeated, (None, "n1", at), (None, "n2", at), (None, "n3", at)])
+        assert "3 row(s) have a NULL key (id)" in str(caught.value)
+        with pytest.raises(FatalError) as caught:
+            run_load(target, plan, [*repeated, (11, "once", at)])
+        assert "(e.g. id=3; id=5; id=7)" in str(caught.value)
+        assert target.rows() == BEFORE
+
     def test_an_empty_window_changes_nothing_and_reports_no_range(self, target: ContractTarget) -> None:
         plan = LoadPlan(TableName("items"), Strategy.MERGE, ("id",), "updated_at", window_for("I"))
         stats = run_load(target, plan, [])

@@ -38,3 +38,79 @@ def test_a_dry_run_imports_no_heavy_driver(demo_home: Path) -> None:
     )
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report == {"code": 0, "loaded": []}, result.stderr
+
+
+LIST_HEAVY = ["sqlalchemy", "psycopg", "pyarrow", "pydantic"]
+LIST_PROBE = """
+import io, json, sys
+from contextlib import redirect_stdout
+sys.path.insert(0, sys.argv[1])
+import script_runner
+out = io.StringIO()
+with redirect_stdout(out):
+    code = script_runner.main(["--list"])
+print(json.dumps({"code": int(code), "out": out.getvalue(), "loaded": [m for m in sys.argv[2:] if m in sys.modules]}))
+"""
+
+
+def _list_in_a_fresh_process() -> dict[str, object]:
+    result = subprocess.run(
+        [sys.executable, "-c", LIST_PROBE, str(REPO), *LIST_HEAVY],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    report: dict[str, object] = json.loads(result.stdout.strip().splitlines()[-1])
+    return report
+
+
+def test_list_imports_no_database_library_and_no_pydantic(demo_home: Path) -> None:
+    report = _list_in_a_fresh_process()
+    assert report["code"] == 0
+    assert "  fact_order_lines  <- sales_src: sql/order_lines.sql  (merge)" in str(report["out"])
+    assert report["loaded"] == []
+
+
+def test_list_reads_what_the_full_validation_reads(demo_home: Path) -> None:
+    """The light read of --list shows each project exactly as the validated config would."""
+    from script_factory.factory import load_project_config
+    from script_factory.listing import full_entry, listing
+    from script_factory.settings import load_settings
+
+    folder = demo_home / "customer_code" / "with_defaults"
+    folder.mkdir()
+    (folder / "project.yml").write_text(
+        "project: with_defaults\ndescription: '  spaced  '\nconnections:\n  src: {default: 'sqlite:///x.db'}\n"
+        "defaults:\n  strategy: append\n  source: {connection: src}\n  cursor: ts\n"
+        "tables:\n  - {target: a.t1, source: {table: s.t1}}\n  - {target: t2, source: {query: 'sql\\\\q.sql'}, "
+        "strategy: replace}\n",
+        encoding="utf-8",
+    )
+    (folder / "sql").mkdir()
+    (folder / "sql" / "q.sql").write_text("select 1 as ts", encoding="utf-8")
+    settings = load_settings(None)
+    names = ["sales_demo", "with_defaults"]
+    light = listing(settings.paths.projects, names, lambda name: "not read lightly: " + name)
+    full = "\n".join(full_entry(name, lambda n: load_project_config(n, settings)) for name in names)
+    assert "not read lightly" not in light and "invalid" not in full
+    assert light == full
+    assert "  a.t1  <- src: s.t1  (append)" in light.splitlines()
+
+
+def test_list_leaves_what_it_cannot_read_lightly_to_the_full_validation(demo_home: Path) -> None:
+    from script_factory.config_models import Strategy
+    from script_factory.listing import STRATEGIES, listing
+
+    assert tuple(s.value for s in Strategy) == STRATEGIES
+    folder = demo_home / "customer_code" / "broken"
+    folder.mkdir()
+    (folder / "project.yml").write_text("project: broken\ntables:\n  - {target: t, strategy: upsert}\n")
+    text = listing(demo_home / "customer_code", ["broken", "sales_demo"], lambda name: f"{name}  (full)")
+    assert text.splitlines()[0] == "broken  (full)"
+    assert text.splitlines()[1].startswith("sales_demo  Demo shop")
+    result = subprocess.run(
+        [sys.executable, str(REPO / "script_runner.py"), "--list"], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0
+    assert result.stdout.startswith("broken  (invalid: ") and "upsert" in result.stdout
