@@ -15,13 +15,13 @@ def test_closing_a_run_fails_its_task_rows_still_running(tmp_path: Path) -> None
     engine = create_engine(f"sqlite:///{tmp_path / 'w.db'}")
     audit.metadata.create_all(engine)
     with engine.begin() as conn:
-        run_id = audit.open_run(conn, {"project": "p", "load_type": "I", "start_execution_time": utc_now()})
-        other = audit.open_run(conn, {"project": "p", "load_type": "I", "start_execution_time": utc_now()})
+        run_id = audit.open_run(conn, "p", {"project": "p", "load_type": "I", "start_execution_time": utc_now()})
+        other = audit.open_run(conn, "q", {"project": "q", "load_type": "I", "start_execution_time": utc_now()})
         task = {"project": "p", "task_kind": "load", "attempts": 1, "start_time": utc_now()}
         left_open = audit.start_task(conn, {**task, "run_id": run_id, "task_name": "load:a"})
         done = audit.start_task(conn, {**task, "run_id": run_id, "task_name": "load:b"})
         audit.finish_task(conn, done, {"status": audit.SUCCESS})
-        elsewhere = audit.start_task(conn, {**task, "run_id": other, "task_name": "load:a"})
+        elsewhere = audit.start_task(conn, {**task, "run_id": other, "project": "q", "task_name": "load:a"})
         audit.close_run(conn, run_id, {"status": audit.FAILED, "error_message": "interrupted (Ctrl-C or SIGTERM)"})
         rows = dict(conn.execute(select(audit.etl_task_runs.c.task_run_id, audit.etl_task_runs.c.status)).all())
         message = conn.execute(
