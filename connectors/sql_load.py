@@ -10,6 +10,7 @@ shaped like the target's columns.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -80,6 +81,8 @@ class SqlLoadSession(LoadSession):
     def write_rows(self, stream: RowStream, op: WriteRows, progress: Progress) -> LoadStats:
         into = self._create_stage() if op.into == STAGE else self.table
         stats = self.connector.copy_into(self.conn, into, self.columns, stream, self.target.cursor, progress)
+        if op.into == STAGE:
+            self.connector.analyze_stage(self.conn, into)  # the planner's row count for what follows
         if not stats.exact_range and self.target.cursor and stats.rows:
             self._read_range(into, op.read_back if op.into != STAGE else None, stats)
         return stats
@@ -112,17 +115,27 @@ class SqlLoadSession(LoadSession):
     # -- keys -------------------------------------------------------------------------------------
 
     def key_report(self, op: CheckKeys) -> KeyReport:
-        from sqlalchemy import func, or_, select
+        """One statement, one pass over the staging table: the groups of staged rows that share a key or
+        have a NULL key part, non-NULL keys first, each row carrying the number of rows with a NULL key
+        (MySQL cannot name a temporary table twice in one statement, so no subqueries)."""
+        from sqlalchemy import case, func, literal, or_, select
 
         stage = self._staged()
         keys = [stage.c[spelled(self.columns, k)] for k in op.keys]
-        nulls = self.conn.execute(
-            select(func.count()).select_from(stage).where(or_(*[k.is_(None) for k in keys]))
-        ).scalar_one()
-        duplicates = self.conn.execute(
-            select(*keys).group_by(*keys).having(func.count() > 1).order_by(*keys).limit(3)
+        has_null = or_(*[k.is_(None) for k in keys])
+        null_group = case((has_null, literal(1)), else_=literal(0))
+        null_rows = func.sum(case((has_null, func.count()), else_=literal(0))).over()
+        rows = self.conn.execute(
+            select(null_rows, null_group, *keys)
+            .group_by(*keys)
+            .having(or_(func.count() > 1, has_null))
+            .order_by(null_group, *keys)
+            .limit(3)
         ).all()
-        return KeyReport(int(nulls), tuple(tuple(row) for row in duplicates))
+        if not rows:
+            return KeyReport(0)
+        duplicates = tuple(tuple(row[2:]) for row in rows if not row[1])
+        return KeyReport(int(rows[0][0]), duplicates)
 
     # -- changing the table ---------------------------------------------------------------------
 
@@ -145,8 +158,14 @@ class SqlLoadSession(LoadSession):
             conn.execute(insert(table).from_select(self.columns, select(*[stage.c[c] for c in self.columns])))
         elif isinstance(op, MergeFromStage):
             if self.connector.has_merge_statement(conn):
+                started = time.perf_counter()
                 merged = self.connector.merge_from_stage(conn, table, self._staged(), self.columns, self._keys(op))
-                logger.info("merge into %s: %s row(s) inserted or updated", self.target.table, merged)
+                logger.info(
+                    "merge into %s: %s row(s) inserted or updated in %.3f s",
+                    self.target.table,
+                    merged,
+                    time.perf_counter() - started,
+                )
             else:
                 self.apply(DeleteByKeys(op.keys))
                 self.apply(InsertFromStage())
