@@ -94,6 +94,10 @@ def main() -> int:
     parser.add_argument("--warm", type=int, default=2, help="warm incremental runs per round and version")
     parser.add_argument("--old", default="642e9e3", help="the commit to compare with")
     parser.add_argument("--build-only", action="store_true", help="build the source tables and stop")
+    parser.add_argument("--statement-only", action="store_true", help="time the merge statements only (no runs)")
+    parser.add_argument(
+        "--warm-only", action="store_true", help="no full load and cold run per round (the target must be loaded)"
+    )
     args = parser.parse_args()
 
     print(f"load average at start: {_load()}", flush=True)
@@ -107,13 +111,14 @@ def main() -> int:
     home = _home()
     figures = Figures()
     for size in args.sizes:
-        for round_no in range(1, args.runs + 1):
+        for round_no in range(1, 0 if args.statement_only else args.runs + 1):
             order = ["old", "new"] if round_no % 2 else ["new", "old"]
             for version in order:
                 code = versions[version]
-                _run(code, home, args.pg, size, "F")
-                _change(args.pg, size, args.changes, f"{version}{round_no}c")
-                figures.add(size, "cold", version, _run(code, home, args.pg, size, "I"))
+                if not args.warm_only:
+                    _run(code, home, args.pg, size, "F")
+                    _change(args.pg, size, args.changes, f"{version}{round_no}c")
+                    figures.add(size, "cold", version, _run(code, home, args.pg, size, "I"))
                 for warm in range(args.warm):
                     _change(args.pg, size, args.changes, f"{version}{round_no}w{warm}")
                     figures.add(size, "warm", version, _run(code, home, args.pg, size, "I"))
@@ -201,12 +206,18 @@ def _run(code: Path, home: Path, pg: str, size: str, load_type: str) -> float:
         "--load-type",
         load_type,
     ]
-    started = time.perf_counter()
-    done = subprocess.run(argv, cwd=code, env=env, capture_output=True, text=True)
-    seconds = time.perf_counter() - started
-    if done.returncode != 0:
-        raise SystemExit(f"BENCHMARK FAILED: {code.name} {load_type} exit {done.returncode}:\n{done.stderr[-3000:]}")
-    return seconds
+    for attempt in range(1, 4):
+        started = time.perf_counter()
+        done = subprocess.run(argv, cwd=code, env=env, capture_output=True, text=True)
+        seconds = time.perf_counter() - started
+        if done.returncode == 0:
+            print(f"  {size} {load_type} {code.name}: {seconds:.3f} s", flush=True)
+            return seconds
+        # a failed run leaves the target as it was (its changes stay in the source for the next attempt);
+        # on a shared server another session may end ours, so a failure is retried twice, and shown
+        print(f"  {size} {load_type} {code.name}: attempt {attempt} failed (exit {done.returncode}):", flush=True)
+        print("    " + "\n    ".join(done.stderr.strip().splitlines()[-3:]), flush=True)
+    raise SystemExit(f"BENCHMARK FAILED: {code.name} {load_type} failed three times")
 
 
 def _verify(pg: str, size: str) -> None:
@@ -219,8 +230,9 @@ def _verify(pg: str, size: str) -> None:
 
 
 def _merge_statement_times(pg: str, size: str, changes: int, runs: int, figures: Figures) -> None:
-    """The merge statement alone: stage ``changes`` rows (half existing keys, half new), then run each
-    version's statement under EXPLAIN ANALYZE, rolled back; alternating, ``runs`` times each."""
+    """The merge statement alone: stage ``changes`` rows (half existing keys spread over the table, half
+    new), then run each version's statement under EXPLAIN ANALYZE, rolled back; alternating, ``runs``
+    times each."""
     sys.path.insert(0, str(REPO))
     from sqlalchemy import create_engine
 
@@ -235,7 +247,8 @@ def _merge_statement_times(pg: str, size: str, changes: int, runs: int, figures:
             with engine.connect() as conn, conn.begin() as tx:
                 conn.exec_driver_sql(f"CREATE TEMPORARY TABLE stage ON COMMIT DROP AS SELECT * FROM {target} LIMIT 0")
                 conn.exec_driver_sql(
-                    f"INSERT INTO stage SELECT * FROM {target} WHERE id %% 97 = {round_no} LIMIT {changes // 2}"
+                    f"INSERT INTO stage SELECT * FROM {target} WHERE id IN (SELECT (hashint8({round_no}::bigint "
+                    f"* 1000003 + g) & 2147483647) %% {SIZES[size]} + 1 FROM generate_series(1, {changes // 2}) AS g)"
                 )
                 conn.exec_driver_sql(
                     f"INSERT INTO stage SELECT id + 1000000000, customer_id, region, product, quantity, unit_price, "
@@ -246,8 +259,12 @@ def _merge_statement_times(pg: str, size: str, changes: int, runs: int, figures:
                     text = merge_statement(conn, target, "stage", columns, ["id"])[0]
                 else:
                     text = _old_merge(target, columns)
-                plan = conn.exec_driver_sql(f"EXPLAIN (ANALYZE, FORMAT JSON) {text}").scalar_one()
+                plan = conn.exec_driver_sql(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {text}").scalar_one()
                 figures.add(size, "merge statement", version, plan[0]["Execution Time"] / 1000)
+                top = plan[0]["Plan"]  # buffers of the whole statement: the machine's load does not move them
+                figures.add(
+                    size, "merge statement: pages", version, top["Shared Hit Blocks"] + top["Shared Read Blocks"]
+                )
                 tx.rollback()
     engine.dispose()
 
@@ -270,7 +287,7 @@ def _report(figures: Figures, args: argparse.Namespace) -> None:
     print("| target | case | old (s) | new (s) | new / old | all new runs (s) |")
     print("| --- | --- | --- | --- | --- | --- |")
     for size in args.sizes:
-        for case in ("cold", "warm", "merge statement"):
+        for case in ("cold", "warm", "merge statement", "merge statement: pages"):
             old = figures.times.get((size, case, "old"), [])
             new = figures.times.get((size, case, "new"), [])
             if not (old and new):

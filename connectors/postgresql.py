@@ -330,8 +330,9 @@ def merge_statement(
     if _probe_key_index(conn, target, stage, keys):
         action = f"UPDATE SET {', '.join(f'{q(c)} = EXCLUDED.{q(c)}' for c in updated)}" if updated else "NOTHING"
         conflict = ", ".join(q(k) for k in keys)
-        return (
-            f"INSERT INTO {target} ({names}) SELECT {names} FROM {stage} ON CONFLICT ({conflict}) DO {action}",
+        return (  # in key order: the index and the table are walked forwards, and rows locked in one order
+            f"INSERT INTO {target} ({names}) SELECT {names} FROM {stage} ORDER BY {conflict} "
+            f"ON CONFLICT ({conflict}) DO {action}",
             f"INSERT ... ON CONFLICT ({conflict}): the staged rows probe the table's unique index",
         )
     on = " AND ".join(f"t.{q(k)} = s.{q(k)}" for k in keys)
