@@ -4,6 +4,7 @@ PostgreSQL passes COPY bytes straight through without Python touching a row."""
 from __future__ import annotations
 
 import io
+import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
     from sqlalchemy import Connection, Table
 
     from utilities.progress import Progress
+
+logger = logging.getLogger(__name__)
 
 PROGRESS_EVERY = 16_384  # COPY blocks (rows) between progress updates on the pass-through path
 WRITE_BYTES = 1 << 18  # COPY bytes gathered before one write to the target
@@ -289,26 +292,82 @@ class PostgresConnector(SqlConnector):
     def temp_table_options(self) -> Mapping[str, Any]:
         return {"prefixes": ["TEMPORARY"], "postgresql_on_commit": "DROP"}
 
+    def analyze_stage(self, conn: Connection, stage: Table) -> None:
+        """Autovacuum never sees a temporary table: without this the planner guesses the staged rows'
+        count and keys, and hashes every key of the target to merge a few rows."""
+        conn.exec_driver_sql(f"ANALYZE {conn.dialect.identifier_preparer.format_table(stage)}")
+
     def has_merge_statement(self, conn: Connection) -> bool:
         return (conn.dialect.server_version_info or (0,)) >= (15,)
 
     def merge_from_stage(
         self, conn: Connection, table: Table, staging: Table, columns: Sequence[str], keys: Sequence[str]
     ) -> int:
-        """One ``MERGE`` statement (PostgreSQL 15 and later)."""
-        q = conn.dialect.identifier_preparer.quote
-        on = " AND ".join(f"t.{q(k)} = s.{q(k)}" for k in keys)
-        updates = ", ".join(f"{q(c)} = s.{q(c)}" for c in columns if c not in keys)
-        matched = f"UPDATE SET {updates}" if updates else "DO NOTHING"
-        insert_cols = ", ".join(q(c) for c in columns)
-        insert_vals = ", ".join(f"s.{q(c)}" for c in columns)
-        target = conn.dialect.identifier_preparer.format_table(table)
-        source = conn.dialect.identifier_preparer.format_table(staging)
-        result = conn.exec_driver_sql(
-            f"MERGE INTO {target} AS t USING {source} AS s ON {on} "
-            f"WHEN MATCHED THEN {matched} WHEN NOT MATCHED THEN INSERT ({insert_cols}) VALUES ({insert_vals})"
+        """One statement: see :func:`merge_statement`."""
+        preparer = conn.dialect.identifier_preparer
+        statement, how = merge_statement(
+            conn, preparer.format_table(table), preparer.format_table(staging), columns, keys
         )
-        return int(result.rowcount)
+        logger.info("merge into %s: %s", table.name, how)
+        return int(conn.exec_driver_sql(statement).rowcount)
+
+
+def merge_statement(
+    conn: Connection, target: str, stage: str, columns: Sequence[str], keys: Sequence[str]
+) -> tuple[str, str]:
+    """The statement that merges ``stage`` into ``target`` (both already quoted), keys checked unique
+    and not NULL in the stage beforehand.
+
+    When ``keys`` are exactly the columns of a unique index of the target (its primary key, say) and the
+    staged rows are a small share of the table (:data:`SMALL_SHARE`, by size on disk, which needs no
+    statistics), ``INSERT ... ON CONFLICT (keys) DO UPDATE``: one probe of that index per staged row,
+    so the cost follows the change, not the table. Otherwise one ``MERGE`` (PostgreSQL 15 and later),
+    which the planner runs as a hash join over the whole table: the cheaper plan for a large share,
+    and the only one without a unique index. Returns the statement and, in words, which it is."""
+    q = conn.dialect.identifier_preparer.quote
+    updated = [c for c in columns if c not in keys]
+    names = ", ".join(q(c) for c in columns)
+    if _probe_key_index(conn, target, stage, keys):
+        action = f"UPDATE SET {', '.join(f'{q(c)} = EXCLUDED.{q(c)}' for c in updated)}" if updated else "NOTHING"
+        conflict = ", ".join(q(k) for k in keys)
+        return (  # in key order: the index and the table are walked forwards, and rows locked in one order
+            f"INSERT INTO {target} ({names}) SELECT {names} FROM {stage} ORDER BY {conflict} "
+            f"ON CONFLICT ({conflict}) DO {action}",
+            f"INSERT ... ON CONFLICT ({conflict}): the staged rows probe the table's unique index",
+        )
+    on = " AND ".join(f"t.{q(k)} = s.{q(k)}" for k in keys)
+    matched = f"UPDATE SET {', '.join(f'{q(c)} = s.{q(c)}' for c in updated)}" if updated else "DO NOTHING"
+    values = ", ".join(f"s.{q(c)}" for c in columns)
+    statement = (
+        f"MERGE INTO {target} AS t USING {stage} AS s ON {on} "
+        f"WHEN MATCHED THEN {matched} WHEN NOT MATCHED THEN INSERT ({names}) VALUES ({values})"
+    )
+    return statement, "one MERGE (no unique index on the keys, or the staged rows are a large share)"
+
+
+SMALL_SHARE = 0.1  # staged bytes / table bytes up to which probing the key index beats one hash join
+
+# Whether the target has a unique index on exactly ``keys`` that ON CONFLICT can name (valid, not
+# deferrable, not partial, no expressions; INCLUDE columns do not count), and the two sizes on disk.
+KEY_INDEX_SQL = """
+SELECT pg_relation_size(%(target)s::regclass), pg_relation_size(%(stage)s::regclass),
+       EXISTS (
+           SELECT 1 FROM pg_index AS i
+           WHERE i.indrelid = %(target)s::regclass AND i.indisunique AND i.indisvalid AND i.indimmediate
+             AND i.indpred IS NULL AND i.indexprs IS NULL AND i.indnkeyatts = cardinality(%(keys)s::text[])
+             AND (SELECT array_agg(a.attname::text ORDER BY a.attname::text COLLATE "C")
+                  FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, n)
+                  JOIN pg_attribute AS a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+                  WHERE k.n <= i.indnkeyatts) = %(keys)s::text[]
+       )
+"""
+
+
+def _probe_key_index(conn: Connection, target: str, stage: str, keys: Sequence[str]) -> bool:
+    """Whether ``INSERT ... ON CONFLICT`` on the target's unique key index is the cheaper merge (one query)."""
+    params = {"target": target, "stage": stage, "keys": sorted(keys)}
+    table_bytes, stage_bytes, unique = conn.exec_driver_sql(KEY_INDEX_SQL, params).one()
+    return bool(unique) and stage_bytes <= SMALL_SHARE * table_bytes
 
 
 def _csv_safe(stream: ArrowStream) -> bool:

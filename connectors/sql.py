@@ -472,6 +472,9 @@ class SqlConnector(Connector):
         self.bulk_write(conn, table, columns, iter(tracker))
         return tracker.stats
 
+    def analyze_stage(self, conn: Connection, stage: Table) -> None:
+        """Give the planner the staging table's statistics once its rows are written (where it helps)."""
+
     def has_merge_statement(self, conn: Connection) -> bool:
         """Whether this server runs ``merge_from_stage`` (else a merge is delete by key + insert)."""
         return False

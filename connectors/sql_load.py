@@ -10,6 +10,7 @@ shaped like the target's columns.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -80,6 +81,8 @@ class SqlLoadSession(LoadSession):
     def write_rows(self, stream: RowStream, op: WriteRows, progress: Progress) -> LoadStats:
         into = self._create_stage() if op.into == STAGE else self.table
         stats = self.connector.copy_into(self.conn, into, self.columns, stream, self.target.cursor, progress)
+        if op.into == STAGE:
+            self.connector.analyze_stage(self.conn, into)  # the planner's row count for what follows
         if not stats.exact_range and self.target.cursor and stats.rows:
             self._read_range(into, op.read_back if op.into != STAGE else None, stats)
         return stats
@@ -165,8 +168,14 @@ class SqlLoadSession(LoadSession):
             conn.execute(insert(table).from_select(self.columns, select(*[stage.c[c] for c in self.columns])))
         elif isinstance(op, MergeFromStage):
             if self.connector.has_merge_statement(conn):
+                started = time.perf_counter()
                 merged = self.connector.merge_from_stage(conn, table, self._staged(), self.columns, self._keys(op))
-                logger.info("merge into %s: %s row(s) inserted or updated", self.target.table, merged)
+                logger.info(
+                    "merge into %s: %s row(s) inserted or updated in %.3f s",
+                    self.target.table,
+                    merged,
+                    time.perf_counter() - started,
+                )
             else:
                 self.apply(DeleteByKeys(op.keys))
                 self.apply(InsertFromStage())

@@ -12,8 +12,10 @@ any error, so a failure at any point (kill -9 included) leaves the target as it 
                       been read whole); then the table's rows in the window are deleted and the staged
                       rows inserted.
 * ``merge``         - rows go to the staging table, are checked for NULL and duplicate keys (the load
-                      fails with examples and writes nothing), then merged: one ``MERGE`` where the
-                      target has one, else delete by key + insert.
+                      fails with examples and writes nothing), then merged: one native statement
+                      where the target has one (the target picks it: on PostgreSQL ``INSERT ... ON
+                      CONFLICT`` on the key index for a small change, else ``MERGE``), else delete by
+                      key + insert.
 
 Which strategy a run applies also depends on the load type (see :func:`effective_strategy`).
 """
