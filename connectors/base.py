@@ -181,6 +181,11 @@ class Connector(ABC):
     accepts: ClassVar[frozenset[str]] = frozenset({ROWS})
     #: the kind shown in messages and the README table, e.g. "PostgreSQL"
     kind: ClassVar[str] = "connector"
+    #: loads on several threads may use it at once, each on its own connection (``parallel: N``); else
+    #: the loads that use it run one at a time
+    shared_by_threads: ClassVar[bool] = False
+    #: the database takes one writer at a time (SQLite's file lock): loads into it run one at a time
+    single_writer: ClassVar[bool] = False
 
     def __init__(self, name: str, url: Secret, home: Path, variables: Mapping[str, str] | None = None) -> None:
         self.name = name

@@ -7,6 +7,7 @@ differs: the URL normalisation, the bulk write path, the version query.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -42,6 +43,7 @@ class MissingTableError(FatalError):
 logger = logging.getLogger(__name__)
 
 READONLY = "etl_readonly"  # execution option for connections that only read (SQLite: deferred BEGIN)
+_ENGINE_LOCK = threading.Lock()  # loads on several threads (parallel: N) create one engine per connector
 
 
 class SqlConnector(Connector):
@@ -51,6 +53,8 @@ class SqlConnector(Connector):
     kind: ClassVar[str] = "SQL database"
     #: the SQLAlchemy driver this connector uses, e.g. "psycopg"; None keeps the URL's own
     driver: ClassVar[str | None] = None
+    #: each load checks out its own connection from the engine's pool
+    shared_by_threads: ClassVar[bool] = True
 
     #: drops the temporary staging table (never a permanent table of the same name, never committing)
     DROP_STAGE: ClassVar[str] = "DROP TABLE {}"
@@ -84,23 +88,31 @@ class SqlConnector(Connector):
         return url
 
     def engine_options(self) -> dict[str, Any]:
-        return {"pool_pre_ping": True}
+        """``max_overflow=-1``: the pool lends as many connections as the run's threads ask for (two or
+        three per table loading at once, ``parallel: N``) instead of making the last ones wait."""
+        return {"pool_pre_ping": True, "max_overflow": -1}
 
     @property
     def engine(self) -> Engine:
         """The SQLAlchemy engine, created on first use (this imports the driver)."""
         if self._engine is None:
-            from sqlalchemy import create_engine
-
-            try:
-                self._engine = create_engine(self.sqlalchemy_url(), **self.engine_options())
-            except ModuleNotFoundError as exc:
-                raise FatalError(
-                    f"connection {self.name!r}: the driver module {exc.name!r} is not installed; "
-                    f"run: pip install -r requirements.txt"
-                ) from exc
-            self.on_engine(self._engine)
+            with _ENGINE_LOCK:
+                if self._engine is None:
+                    self._engine = self._create_engine()
         return self._engine
+
+    def _create_engine(self) -> Engine:
+        from sqlalchemy import create_engine
+
+        try:
+            engine = create_engine(self.sqlalchemy_url(), **self.engine_options())
+        except ModuleNotFoundError as exc:
+            raise FatalError(
+                f"connection {self.name!r}: the driver module {exc.name!r} is not installed; "
+                f"run: pip install -r requirements.txt"
+            ) from exc
+        self.on_engine(engine)
+        return engine
 
     def on_engine(self, engine: Engine) -> None:
         """Hook for dialect set-up (event listeners, pragmas)."""

@@ -57,6 +57,7 @@ class SqliteConnector(SqlConnector):
     capabilities: ClassVar[Capabilities] = Capabilities(read=True, write=True, merge=True, direct_write=True)
     kind: ClassVar[str] = "SQLite"
     DROP_STAGE: ClassVar[str] = "DROP TABLE temp.{}"  # the temporary one, never a main table
+    single_writer: ClassVar[bool] = True  # BEGIN IMMEDIATE takes the file's one write lock
 
     @property
     def path(self) -> Path | None:
@@ -78,7 +79,10 @@ class SqliteConnector(SqlConnector):
         return path.name if path is not None else ":memory:"
 
     def engine_options(self) -> dict[str, Any]:
-        return {"connect_args": {"timeout": BUSY_TIMEOUT_MS / 1000}}
+        options: dict[str, Any] = {"connect_args": {"timeout": BUSY_TIMEOUT_MS / 1000}}
+        if self.path is not None:  # a file's pool (an in-memory database has one connection per thread)
+            options["max_overflow"] = -1
+        return options
 
     def on_engine(self, engine: Engine) -> None:
         from sqlalchemy import event

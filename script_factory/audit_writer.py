@@ -3,11 +3,15 @@
 A write that still fails after the retries (the warehouse is away) is kept, in order, and done before
 the next write that gets through, in the same transaction: when the warehouse answers again, every
 row the run could not write while it was away is written, the closing of the run's row last.
+
+Tables that load at once (``parallel: N``) share one writer: its writes take turns (they are short),
+so the backlog is kept in order whatever thread wrote.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -29,6 +33,7 @@ class AuditWriter:
         self.warehouse = warehouse
         self.retries = retries
         self.backlog: list[tuple[str, Callable[[Connection], Any]]] = []
+        self._turn = threading.RLock()
 
     def write(self, action: str, call: Callable[[Connection], T]) -> T:
         """``call(conn)`` in a transaction (after the backlog), retried on TransientError; the last
@@ -43,7 +48,8 @@ class AuditWriter:
             self.backlog.clear()
             return value
 
-        outcome = retrying(attempt, self.retries, f"audit: {action}")
+        with self._turn:
+            outcome = retrying(attempt, self.retries, f"audit: {action}")
         if outcome.error is not None:
             raise outcome.error
         return outcome.value  # type: ignore[return-value]
@@ -64,10 +70,11 @@ class AuditWriter:
     def write_later(self, action: str, call: Callable[[Connection], Any]) -> bool:
         """Like :meth:`write`; if it still fails, the write joins the backlog (one line in the log) and
         False is returned. The run's outcome stays the tasks' own."""
-        try:
-            self.write(action, call)
-            return True
-        except EtlError as exc:
-            logger.error("audit: could not %s (written when the warehouse answers again): %s", action, exc)
-            self.backlog.append((action, call))
-            return False
+        with self._turn:
+            try:
+                self.write(action, call)
+                return True
+            except EtlError as exc:
+                logger.error("audit: could not %s (written when the warehouse answers again): %s", action, exc)
+                self.backlog.append((action, call))
+                return False

@@ -199,6 +199,7 @@ class ProjectConfig:
     publish: str = "table"  # table | run
     skip_when_no_data: bool = False
     continue_on_error: bool = False
+    parallel: int = 1  # tables loading at once (script_factory/parallel.py)
 
 
 def load_project(folder: Path) -> ProjectConfig:
@@ -243,6 +244,11 @@ def parse_project(raw: Any, folder: Path, file: Path) -> ProjectConfig:
             f"{file}: {key}: publish: run publishes all of the run or nothing, so it cannot go on after a failing "
             "table; drop continue_on_error or use publish: table"
         )
+    if doc.publish == "run" and doc.parallel > 1:
+        raise ConfigError(
+            f"{file}: parallel: {doc.parallel}: publish: run puts every load in one transaction on one warehouse "
+            "connection, so its tables cannot load at once; drop parallel or use publish: table"
+        )
     return ProjectConfig(
         name=doc.project,
         folder=folder,
@@ -267,6 +273,7 @@ def parse_project(raw: Any, folder: Path, file: Path) -> ProjectConfig:
         publish=doc.publish,
         skip_when_no_data=doc.skip_when_no_data,
         continue_on_error=doc.continue_on_error,
+        parallel=doc.parallel,
     )
 
 

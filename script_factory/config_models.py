@@ -690,6 +690,9 @@ def _label(item: Any) -> str:
     return str(item.name)
 
 
+MAX_PARALLEL = 32  # tables loading at once; each holds two or three connections
+
+
 class ProjectFile(_Document):
     """customer_code/<project>/project.yml: one ETL project (see README.md, "Writing a project")."""
 
@@ -740,6 +743,13 @@ class ProjectFile(_Document):
     )
     continue_on_error: bool = Field(
         False, description="A failing table load is recorded and the other tables still load (not with publish: run)."
+    )
+    parallel: int = Field(
+        1,
+        ge=1,
+        le=MAX_PARALLEL,
+        description="How many tables load at once, each in its own connection and transaction (not with "
+        "publish: run). A table whose relationships check refers to another table of the run waits for it.",
     )
 
     @model_validator(mode="before")

@@ -10,6 +10,7 @@ business of :class:`Connections`.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -39,17 +40,19 @@ class Connections:
         self.variables = variables
         self.project = project
         self._open: dict[str, Connector] = {}
+        self._lock = threading.Lock()  # tables loading at once (parallel: N) share one connector per name
 
     def connector(self, name: str) -> Connector:
         """The connector of connection ``name`` (opened once per run)."""
-        if name not in self._open:
-            from connectors import open_connector
+        with self._lock:
+            if name not in self._open:
+                from connectors import open_connector
 
-            url = self.urls.get(name)
-            if url is None:
-                raise ConfigError(f"project {self.project}: connection {name!r} is not declared in project.yml")
-            self._open[name] = open_connector(name, url, self.home, self.variables)
-        return self._open[name]
+                url = self.urls.get(name)
+                if url is None:
+                    raise ConfigError(f"project {self.project}: connection {name!r} is not declared in project.yml")
+                self._open[name] = open_connector(name, url, self.home, self.variables)
+            return self._open[name]
 
     def sql_connector(self, name: str) -> SqlConnector:
         """The connector of ``name``, which must be a SQL database."""

@@ -111,6 +111,8 @@ def build_plan(request: RunRequest, settings: Settings, expand: bool = True) -> 
     )
     after = (*_aggregation_tasks(a), *_output_tasks(a))
     notes = [f"{where}: {'expanded' if expand else 'left out (not expanded)'}" for where in patterns]
+    if note := _parallel_note(project, tasks):
+        notes.append(note)
     if only and after:
         notes.append(
             f"--tables {', '.join(only)}: left out {', '.join(t.name for t in after)} (aggregations and outputs "
@@ -158,6 +160,8 @@ def make_task(
     target_table: str | None = None,
     writes_warehouse: bool = False,
     continue_on_error: bool = False,
+    after: tuple[str, ...] = (),
+    exclusive: frozenset[str] = frozenset(),
     **params: Any,
 ) -> Task:
     """A task binding ``params`` to ``step`` (and ``preview``), checked against their signatures now: a
@@ -173,7 +177,41 @@ def make_task(
         preview=partial(preview, **params) if preview is not None else None,
         writes_warehouse=writes_warehouse,
         continue_on_error=continue_on_error,
+        after=after,
+        exclusive=exclusive,
     )
+
+
+def _exclusive(a: _Assembly, table: TableSpec) -> frozenset[str]:
+    """The connections a load of ``table`` must have to itself when tables load at once (``parallel: N``):
+    one that takes a single writer (SQLite: every load writes its state into the warehouse, so a SQLite
+    warehouse takes them all), and one whose connector is not declared safe to share between threads
+    (``Connector.shared_by_threads``: one client or session for the run)."""
+    if a.project.parallel < 2:
+        return frozenset()
+    warehouse, target = a.project.warehouse, table.target_connection or a.project.warehouse
+    lookups = table.transforms.lookups if table.transforms else ()
+    used = {warehouse, target, table.source.connection, *(lk.connection for lk in lookups if lk.connection)}
+    keys = {name for name in used if not a.connector(name).shared_by_threads}
+    keys |= {name for name in (warehouse, target) if a.connector(name).single_writer}
+    return frozenset(keys)
+
+
+def _parallel_note(project: ProjectConfig, tasks: tuple[Task, ...]) -> str | None:
+    """What ``parallel: N`` does with this plan's loads, for the log and --dry-run."""
+    loads = [t for t in tasks if t.kind == "load"]
+    if project.parallel < 2 or len(loads) < 2:
+        return None
+    note = (
+        f"parallel: {project.parallel}: up to {min(project.parallel, len(loads))} of {len(loads)} tables load at once"
+    )
+    shared = sorted({key for t in loads for key in t.exclusive})
+    if shared:
+        note += f"; the loads using {', '.join(shared)} one at a time (one writer or one session)"
+    waits = [f"{t.name} after {', '.join(t.after)}" for t in loads if t.after]
+    if waits:
+        note += f"; {'; '.join(waits)} (relationships checks)"
+    return note
 
 
 def _check_binding(task: str, func: Callable[..., Any], params: Mapping[str, Any]) -> None:
@@ -237,6 +275,12 @@ def _load_tasks(a: _Assembly, only: tuple[str, ...] = ()) -> list[Task]:
         sql = _read(a.project, a.project.folder, query, f"{where}.query", None) if query else None
         in_warehouse = table.target_connection in (None, a.project.warehouse)
         gates = tuple(c for c in a.project.checks if in_warehouse and c.table == table.target)
+        loaded_before = [str(t.target) for t in a.project.tables[: a.project.tables.index(table)]]
+        after = tuple(
+            f"load:{to}"  # a relationships gate reads its ``to`` table: with parallel: N it waits for its load
+            for to in dict.fromkeys(str(c.options["to"]) for c in gates if c.kind == "relationships")
+            if to in loaded_before and (not only or to in only)
+        )
         tasks.append(
             make_task(
                 f"load:{table.target}",
@@ -246,6 +290,8 @@ def _load_tasks(a: _Assembly, only: tuple[str, ...] = ()) -> list[Task]:
                 target_table=str(table.target),
                 writes_warehouse=in_warehouse,
                 continue_on_error=table.continue_on_error,
+                after=after,
+                exclusive=_exclusive(a, table),
                 table=table,
                 sql=sql,
                 checks=gates,

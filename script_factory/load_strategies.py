@@ -49,6 +49,7 @@ from connectors.target import (
 from script_factory.config import Strategy
 from script_factory.request import LoadType
 from script_factory.window import Window
+from utilities import interrupts
 from utilities.errors import FatalError
 
 if TYPE_CHECKING:
@@ -190,6 +191,7 @@ def load(
                 session.apply(op)
         if before_commit is not None:
             before_commit(session, stats)
+        interrupts.check()  # a stop that came during the last statement (on a load's own thread) rolls back
     progress.finish()
     logger.info("%s into %s: %s rows through %s", plan.strategy.value, plan.target, f"{stats.rows:,}", stats.path)
     return stats

@@ -8,7 +8,8 @@ file, outputs, the e-mail) is decided here, in this order:
 3. resolve each table's window from its watermark; insert the ``etl_runs`` row as ``running``;
 4. run the tasks in order, one ``etl_task_runs`` row each; retry TransientError with back-off;
    stop at the first failure (or at Ctrl-C / SIGTERM), except a load with ``continue_on_error``: the
-   other loads still run, and the tasks after the loads are recorded as skipped;
+   other loads still run, and the tasks after the loads are recorded as skipped. With ``parallel: N``
+   the loads run on up to N threads (script_factory/parallel.py decides when each starts);
 5. decide the run's outcome once (script_factory/outcome.py) and close ``etl_runs`` with it;
 6. send the e-mail if asked; delete outputs flagged ``delete_after_run``; prune logs and outputs;
    release the lock.
@@ -46,6 +47,7 @@ from script_factory.outcome import (
     decide,
     describe,
 )
+from script_factory.parallel import run_at_once
 from script_factory.publish import RunTransaction
 from script_factory.request import RunRequest
 from script_factory.retry import retrying
@@ -135,7 +137,14 @@ def _execute(
             progress_interval=settings.option("ETL_PROGRESS_SECONDS", None, 10.0, float),
             logger=logging.getLogger(f"project.{project.name}"),
         )
-        for index, task in enumerate(plan.tasks):
+        for step in _steps(plan.tasks, project.parallel):
+            if len(step) > 1:  # the loads, at once (publish: run never meets parallel: refused in project.yml)
+                tasks = [plan.tasks[i] for i in step]
+                if not run_at_once(tasks, project.parallel, lambda t: _run_task(t, ctx, writer), outcomes):
+                    break
+                continue
+            index = step[0]
+            task = plan.tasks[index]
             publish.before(index)
             if reason := _skip_reason(task, outcomes, project.skip_when_no_data):
                 outcomes.append(_skip(task, ctx, writer, reason))
@@ -186,6 +195,17 @@ def _execute(
 
 
 # -- tasks -----------------------------------------------------------------------------------------
+
+
+def _steps(tasks: tuple[Task, ...], parallel: int) -> list[tuple[int, ...]]:
+    """The task indexes in the order they run: one at a time, except the loads with ``parallel`` over 1,
+    which form one step (they are listed together, between before_load and after_load)."""
+    loads = tuple(i for i, t in enumerate(tasks) if t.kind == "load")
+    if parallel < 2 or len(loads) < 2:
+        return [(i,) for i in range(len(tasks))]
+    first = loads[0]
+    assert loads == tuple(range(first, first + len(loads))), "the factory lists the loads together"
+    return [*((i,) for i in range(first)), loads, *((i,) for i in range(loads[-1] + 1, len(tasks)))]
 
 
 def _run_task(task: Task, ctx: RunContext, writer: AuditWriter, in_run_transaction: bool = False) -> TaskOutcome:

@@ -39,6 +39,10 @@ class Task:
     preview: Callable[[Any], str] | None = None
     writes_warehouse: bool = False  # its writes belong in the run's transaction with ``publish: run``
     continue_on_error: bool = False  # a load whose failure the run records and goes on after
+    #: with ``parallel: N``, the tasks that must have finished before this one starts (a relationships gate's table)
+    after: tuple[str, ...] = ()
+    #: with ``parallel: N``, tasks that share a key never run at once (a connection that takes one writer)
+    exclusive: frozenset[str] = frozenset()
 
     def bound_parameters(self) -> dict[str, Any]:
         """The parameters the factory bound, for ``--dry-run``."""

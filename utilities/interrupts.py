@@ -3,6 +3,9 @@
 A stop can surface as another exception: a driver that is interrupted mid-query cancels it, and the
 cleanup that follows may raise an error of its own, which replaces the KeyboardInterrupt. Whoever
 catches an error can ask :func:`requested` whether it really means "the operator stopped the run".
+
+Signals reach the main thread only. A load running on another thread (``parallel: N``) learns of the
+stop at its next chunk or before its commit, through :func:`check`, and unwinds the same way.
 """
 
 from __future__ import annotations
@@ -29,6 +32,18 @@ def install() -> None:
 def requested() -> bool:
     """Whether Ctrl-C or SIGTERM arrived since :func:`install`."""
     return _requested.is_set()
+
+
+def request() -> None:
+    """Note a stop that reached the main thread as a KeyboardInterrupt without the handler (so the loads
+    on other threads see it too)."""
+    _requested.set()
+
+
+def check() -> None:
+    """Raise KeyboardInterrupt if Ctrl-C or SIGTERM arrived (for work on threads the signal cannot reach)."""
+    if _requested.is_set():
+        raise KeyboardInterrupt
 
 
 def _on_signal(_signum: int, _frame: FrameType | None) -> None:

@@ -1,4 +1,8 @@
-"""Logging: one file per run plus the console, the same lines in both, secrets masked in every line."""
+"""Logging: one file per run plus the console, the same lines in both, secrets masked in every line.
+
+Work done on a thread of its own for one table (``parallel: N``) runs under :func:`tagged`: each of its
+lines starts with ``[table]``, so interleaved lines still say which table they belong to.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,8 @@ import contextlib
 import copy
 import logging
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -16,6 +21,32 @@ LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
 _HANDLER_TAG = "_etl_runner_handler"
 _CONSOLE_ONLY = "the run goes on and logs to the console only"
+
+
+_tag = threading.local()
+
+
+@contextlib.contextmanager
+def tagged(label: str) -> Iterator[None]:
+    """Every line logged on this thread inside the block reads ``... name: [label] message``."""
+    previous = getattr(_tag, "label", None)
+    _tag.label = label
+    try:
+        yield
+    finally:
+        _tag.label = previous
+
+
+class _Tagging(logging.Filter):
+    """Puts the thread's tag (see :func:`tagged`) in front of the message, once per record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        label = getattr(_tag, "label", None)
+        if label is not None and not hasattr(record, "etl_tag"):
+            record.etl_tag = label
+            shown = label.replace("%", "%%") if record.args else label  # the message is still to be %-formatted
+            record.msg = f"[{shown}] {record.msg}"
+        return True
 
 
 class MaskingFormatter(logging.Formatter):
@@ -134,6 +165,7 @@ def _attach_file(log_file: Path, console: logging.Handler, mask: Callable[[str],
 
 def _attach(handler: logging.Handler, formatter: logging.Formatter | None) -> logging.Handler:
     handler.setFormatter(formatter)
+    handler.addFilter(_Tagging())
     setattr(handler, _HANDLER_TAG, True)
     logging.getLogger().addHandler(handler)
     return handler

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 import time
 from typing import TextIO
+
+from utilities import interrupts
 
 logger = logging.getLogger(__name__)
 
@@ -13,8 +16,9 @@ logger = logging.getLogger(__name__)
 class Progress:
     """Counts rows for one step and reports rows, rows/s and elapsed time.
 
-    On a terminal it redraws one line on stderr; without one (cron, Task Scheduler, a pipe) it logs
-    a line every ``interval`` seconds, so a long load is never silent.
+    On a terminal it redraws one line on stderr; without one (cron, Task Scheduler, a pipe), and on any
+    thread but the main one (tables loading at once), it logs a line every ``interval`` seconds, so a
+    long load is never silent.
     """
 
     def __init__(
@@ -26,7 +30,9 @@ class Progress:
         self.rows = 0
         self.started = time.perf_counter()
         self._stream = stream if stream is not None else sys.stderr
-        self._live = bool(getattr(self._stream, "isatty", lambda: False)())
+        # one live line per terminal: a load on another thread (parallel: N) logs its lines instead
+        on_main = threading.current_thread() is threading.main_thread()
+        self._live = on_main and bool(getattr(self._stream, "isatty", lambda: False)())
         self._last_report = self.started
 
     @property
@@ -39,7 +45,9 @@ class Progress:
         return self.rows / elapsed if elapsed > 0 else 0.0
 
     def advance(self, rows: int) -> None:
-        """Add ``rows`` and report if it is time to."""
+        """Add ``rows`` and report if it is time to. Every load passes here with each chunk, so this is
+        also where a load on another thread than the main one notices Ctrl-C or SIGTERM (and unwinds)."""
+        interrupts.check()
         self.rows += rows
         now = time.perf_counter()
         if self._live and now - self._last_report >= 0.2:

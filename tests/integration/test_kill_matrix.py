@@ -4,7 +4,8 @@ A project loads four tables, one per strategy (t_merge and t_delins are created 
 from the source): append and delete_insert (which replaces a window: a row whose cursor moved to a
 later window would stay in its old one too) from an insert-only source, merge and replace from a
 source whose rows also change. Each trial changes the source, copies the
-warehouse, starts a run (F, I, or I with dates; ``publish: table`` or ``run``) and kills it at a
+warehouse, starts a run (F, I, or I with dates; ``publish: table``, with ``parallel: 1`` or ``4``, or
+``publish: run``) and kills it at a
 random moment (20 kills in all in the slow test, 10 on each warehouse). Then:
 
 * every table, with its watermark, is either as it was before the run or exactly as a complete run of
@@ -47,6 +48,7 @@ connections:
   src:
     default: sqlite:///metadata/km_source.db
 publish: {publish}
+parallel: {parallel}
 ddl: [km/001_tables.sql]
 tables:
   - {{target: t_append, source: {{connection: src, table: events}}, strategy: append, keys: [id], cursor: updated_at}}
@@ -202,7 +204,9 @@ def kill_trials(home: Path, warehouse: Warehouse, kills: int, seed: int) -> None
     while done < kills:
         step += 1
         publish = rng.choice(["table", "table", "run"])
-        (home / "customer_code" / "km" / "project.yml").write_text(PROJECT.format(publish=publish), encoding="utf-8")
+        parallel = 1 if publish == "run" else rng.choice([1, 4])  # publish: run refuses parallel
+        yml = PROJECT.format(publish=publish, parallel=parallel)
+        (home / "customer_code" / "km" / "project.yml").write_text(yml, encoding="utf-8")
         change_source(source, rng, step)
         load_type = rng.choice(["F", "I", "I with dates"])
         argv = command(load_type, step)
@@ -216,7 +220,8 @@ def kill_trials(home: Path, warehouse: Warehouse, kills: int, seed: int) -> None
         if killed:
             victim.send_signal(signal.SIGKILL)
         victim.communicate(timeout=300)
-        where = f"seed {seed}, trial {step}: {load_type}, publish {publish}, SIGKILL after {moment:.2f} s"
+        where = f"seed {seed}, trial {step}: {load_type}, publish {publish}, parallel {parallel}"
+        where += f", SIGKILL after {moment:.2f} s"
         after_kill = warehouse.state()
         # what a complete run of the same command leaves, from the same start
         keep = warehouse.snapshot("killed")
@@ -245,7 +250,7 @@ def kill_trials(home: Path, warehouse: Warehouse, kills: int, seed: int) -> None
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def km_warehouse(request: pytest.FixtureRequest, etl_home: Path) -> Iterator[Warehouse]:
-    write_project(etl_home, "km", PROJECT.format(publish="table"), ddl={"km/001_tables.sql": DDL})
+    write_project(etl_home, "km", PROJECT.format(publish="table", parallel=1), ddl={"km/001_tables.sql": DDL})
     pg_url = request.getfixturevalue("pg_url") if request.param == "postgresql" else None
     yield Warehouse(request.param, etl_home, pg_url)
     if pg_url is not None:  # the snapshots beside the test's database
