@@ -61,6 +61,15 @@ class Widening:
 
 
 @dataclass(frozen=True)
+class SchemaStep:
+    """One statement that applies a plan: what it changes (the ledger's ``change``), on which column."""
+
+    change: str  # create | create_index | add_column | widen
+    column: str | None
+    ddl: str
+
+
+@dataclass(frozen=True)
 class SchemaPlan:
     """What a load does to its target before writing rows (empty: nothing)."""
 

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from sqlalchemy.sql import Executable
 
     from connectors.columns import SourceColumn
-    from connectors.schema import SchemaPlan
+    from connectors.schema import SchemaPlan, SchemaStep
     from utilities.progress import Progress
 
 
@@ -248,14 +248,16 @@ class SqlConnector(Connector):
                 return None
         return tuple(SourceColumn(n, kind, nullable) for n, kind, nullable in described)
 
-    def schema_statements(self, plan: SchemaPlan, existing: Sequence[SourceColumn] = ()) -> list[str]:
-        """The DDL that applies ``plan`` to this database, as its dialect writes it."""
+    def schema_statements(self, plan: SchemaPlan, existing: Sequence[SourceColumn] = ()) -> list[SchemaStep]:
+        """The DDL that applies ``plan`` to this database, as its dialect writes it, one step per statement."""
         from sqlalchemy import Column, Index, MetaData, PrimaryKeyConstraint, Table
         from sqlalchemy.schema import CreateIndex, CreateTable
 
+        from connectors.schema import SchemaStep
+
         dialect = self.dialect
         preparer = dialect.identifier_preparer
-        statements: list[str] = []
+        statements: list[SchemaStep] = []
         if plan.create:
             keys = {k.lower() for k in plan.keys}
             columns = [
@@ -272,25 +274,26 @@ class SqlConnector(Connector):
             if plan.keys:
                 args.append(PrimaryKeyConstraint(*[spelled[k.lower()] for k in plan.keys]))
             table = Table(plan.table.name, MetaData(), *args, schema=plan.table.schema)
-            statements.append(_one_line(CreateTable(table).compile(dialect=dialect)))
+            statements.append(SchemaStep("create", None, _one_line(CreateTable(table).compile(dialect=dialect))))
             if plan.cursor and plan.cursor.lower() not in keys:
                 cursor = table.c[spelled[plan.cursor.lower()]]
                 if self.can_index(cursor.type):
                     index = Index(f"ix_{plan.table.name}_{cursor.name}"[:63], cursor)
-                    statements.append(_one_line(CreateIndex(index).compile(dialect=dialect)))
+                    ddl = _one_line(CreateIndex(index).compile(dialect=dialect))
+                    statements.append(SchemaStep("create_index", cursor.name, ddl))
             return statements
         target = preparer.format_table(Table(plan.table.name, MetaData(), schema=plan.table.schema))
         for column in plan.add:
-            statements.append(
-                f"ALTER TABLE {target} ADD COLUMN {preparer.quote(column.name)} {column.type.compile(dialect=dialect)}"
-            )
+            kind = column.type.compile(dialect=dialect)
+            ddl = f"ALTER TABLE {target} ADD COLUMN {preparer.quote(column.name)} {kind}"
+            statements.append(SchemaStep("add_column", column.name, ddl))
         nullable = {c.name.lower(): c.nullable for c in existing}
         for widening in plan.widen:
             statement = self.widen_statement(target, preparer.quote(widening.column), widening.new, dialect)
             if statement is not None:
                 if not nullable.get(widening.column.lower(), True):
                     statement += self.NOT_NULL_SUFFIX
-                statements.append(statement)
+                statements.append(SchemaStep("widen", widening.column, statement))
         return statements
 
     #: appended to a widening statement of a NOT NULL column where the statement would drop it (MySQL)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from connectors.base import ArrowStream, ReadRequest, RowStream
-from connectors.schema import OnSchemaChange, SchemaPlan, SchemaPolicy, plan_changes
+from connectors.schema import OnSchemaChange, SchemaPlan, SchemaPolicy, SchemaStep, plan_changes
 from utilities.errors import ConfigError, FatalError
 
 if TYPE_CHECKING:
@@ -31,9 +31,13 @@ class TargetShape:
     and the table exists (it is loaded as it is, as before)."""
 
     plan: SchemaPlan | None = None
-    ddl: tuple[str, ...] = ()
+    steps: tuple[SchemaStep, ...] = ()  # the statements that apply the plan, in order
     loaded: tuple[str, ...] | None = None  # on_schema_change ignore: only these source columns are loaded
     note: str = ""  # why the plan is None, for --check and the log
+
+    @property
+    def ddl(self) -> tuple[str, ...]:
+        return tuple(step.ddl for step in self.steps)
 
     def describe(self) -> str:
         """For ``--dry-run``: the DDL, or that the table matches."""
@@ -74,12 +78,12 @@ def shape_target(
     managed = existing is not None and _created_by_a_load(ctx, connection, str(table.target))
     policy = SchemaPolicy(table.create, OnSchemaChange(table.on_schema_change), managed)
     plan = plan_changes(table.target, existing, described, table.keys, table.cursor, policy, target.dialect)  # type: ignore[attr-defined]
-    ddl = tuple(target.schema_statements(plan, existing or ()))  # type: ignore[attr-defined]
+    steps = tuple(target.schema_statements(plan, existing or ()))  # type: ignore[attr-defined]
     loaded = None
     if plan.ignored:
         ignored = {name.lower() for name in plan.ignored}
         loaded = tuple(c.name for c in described if c.name.lower() not in ignored)
-    return TargetShape(plan, ddl, loaded)
+    return TargetShape(plan, steps, loaded)
 
 
 def describing(request: ReadRequest) -> ReadRequest:
@@ -116,27 +120,21 @@ def log_shape(ctx: RunContext, shape: TargetShape) -> None:
 
 def record_changes(conn: Any, ctx: RunContext, connection: str, shape: TargetShape) -> None:
     """One ledger row per DDL statement that ran, on ``conn`` (the load's transaction, in the warehouse)."""
-    from script_factory import audit  # SQLAlchemy's tables: imported when a run writes, not to assemble
-
-    plan = shape.plan
-    if plan is None or not shape.ddl:
+    if shape.plan is None:
         return
-    kinds: list[tuple[str, str | None]]
-    if plan.create:
-        kinds = [("create", None), *[("create_index", plan.cursor)] * (len(shape.ddl) - 1)]
-    else:
-        kinds = [*[("add_column", c.name) for c in plan.add], *[("widen", w.column) for w in plan.widen]]
-    for (change, column), statement in zip(kinds, shape.ddl, strict=False):
+    from script_factory import audit
+
+    for step in shape.steps:
         audit.record_schema_change(
             conn,
             {
                 "run_id": ctx.run_id,
                 "project": ctx.project.name,
                 "connection": connection,
-                "target_table": str(plan.table),
-                "change": change,
-                "column_name": column,
-                "ddl": statement,
+                "target_table": str(shape.plan.table),
+                "change": step.change,
+                "column_name": step.column,
+                "ddl": step.ddl,
             },
         )
 

@@ -10,15 +10,20 @@ added; a widening is applied; anything else stops the load with one line and wri
 from __future__ import annotations
 
 import sqlite3
-from datetime import UTC
 from pathlib import Path
 
 import psycopg
-import pymysql
 import pytest
 
 from tests.conftest import query, run_cli
-from tests.integration.test_hostile_values import COLUMNS, ROWS_, checksums, hostile_csv, sqlite_rows
+from tests.integration.test_hostile_values import (  # noqa: F401 - mariadb_source is a fixture
+    COLUMNS,
+    ROWS_,
+    checksums,
+    hostile_csv,
+    mariadb_source,
+    sqlite_rows,
+)
 from tests.projects import write_project
 
 HOSTILE_PG = (
@@ -201,23 +206,10 @@ def test_s3_parquet_source_creates_an_exact_target(
     assert_created_exactly(pg_warehouse)
 
 
+@pytest.mark.usefixtures("mariadb_source")  # the hostile table, as tests/integration/test_hostile_values.py makes it
 def test_mariadb_source_query_creates_an_exact_target(
     etl_home: Path, pg_warehouse: str, mysql_url: str, monkeypatch
 ) -> None:
-    database = mysql_url.rsplit("/", 1)[1]
-    with pymysql.connect(host="127.0.0.1", user="root", database=database, charset="utf8mb4", autocommit=True) as c:
-        with c.cursor() as cur:
-            cur.execute(
-                "CREATE TABLE hostile (id BIGINT PRIMARY KEY, txt LONGTEXT, ts DATETIME(6), tstz DATETIME(6), "
-                "d DATE, num DECIMAL(38,10), big BIGINT, flag BOOLEAN) CHARACTER SET utf8mb4"
-            )
-            cur.executemany(
-                "INSERT INTO hostile VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-                [
-                    (i, t, ts, tz.astimezone(UTC).replace(tzinfo=None) if tz else None, d, n, b, f)
-                    for i, t, ts, tz, d, n, b, f in ROWS_
-                ],
-            )
     monkeypatch.setenv("ETL_CONN_SRC", mysql_url)
     write_project(
         etl_home, "auto", project("query: sql/hostile.sql"), files={"sql/hostile.sql": "SELECT * FROM hostile"}
