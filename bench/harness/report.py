@@ -190,7 +190,8 @@ def _issue11_goals(result: BenchResult) -> list[tuple[str, str, bool | None]]:
     for source, ours in (("pg", ours_pg), ("mysql", ours_my)):
         if ours and ours.median_rss_mb is not None:
             rss = ours.median_rss_mb
-            goals.append((f"{SOURCE_TITLES[source]}: peak RSS <= 160 MB", f"{rss:.0f} MB", rss <= 160.0))
+            met = rss <= 160.0 if sized else None
+            goals.append((f"{SOURCE_TITLES[source]}: peak RSS <= 160 MB (at 1M and 6M rows)", f"{rss:.0f} MB", met))
     for key, name in (("pipe_binary", "the raw binary pipe"), ("pgcopydb", "pgcopydb copy table-data"),
                       ("pgcopydb_clone", "pgcopydb clone"), ("pgloader", "pgloader")):  # fmt: skip
         for phase in result.phases:
