@@ -352,9 +352,8 @@ def render_launchers(home: Path, name: str) -> dict[Path, str]:
                 f"#!/usr/bin/env sh\n# {name} inside Docker: {name}_docker.sh {usage}\n"
                 f'exec "$(dirname "$0")/_docker.sh" {name} "$@"\n'
             ),
-            docker_bat: _crlf(
-                f"@echo off\nrem {name} inside Docker on Windows: {name}_docker.bat {usage}\n"
-                f'call "%~dp0_docker.bat" {name} %*\nexit /b %ERRORLEVEL%\n'
+            docker_bat: _bat(
+                name, usage, '"%~dp0_docker.bat"', "", f"{name} inside Docker on Windows: {name}_docker.bat"
             ),
         }
     runner = REPO_ROOT / "script_runner"
@@ -369,10 +368,11 @@ def render_launchers(home: Path, name: str) -> dict[Path, str]:
     }
 
 
-def _bat(name: str, usage: str, launch: str, env: str) -> str:
+def _bat(name: str, usage: str, launch: str, env: str, header: str = "") -> str:
+    """A .bat launcher calling ``launch`` (``_launch.bat`` or ``_docker.bat``): exit code and double-click pause."""
     return _crlf(
         f"@echo off\n"
-        f"rem {name} launcher for Windows: {name}.bat {usage}\n"
+        f"rem {header or f'{name} launcher for Windows: {name}.bat'} {usage}\n"
         'rem Double-clicked (started by "cmd /c" with no arguments), the window stays open on failure for up\n'
         "rem to 5 minutes or until a key is pressed. Schedulers pass the load type (see the README's schtasks\n"
         "rem line), so under Task Scheduler nothing ever waits; the exit code is passed on either way.\n"
