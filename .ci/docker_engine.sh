@@ -5,7 +5,8 @@
 # locally by debootstrap + docker import (no registry is reachable here, and none is needed).
 #
 #   .ci/docker_engine.sh install   apt-get install docker.io debootstrap, unless dockerd is there
-#   .ci/docker_engine.sh start     start dockerd unless one answers; prints DOCKER_HOST=... for eval
+#   .ci/docker_engine.sh start     start dockerd unless one answers; prints DOCKER_HOST=<socket>, and
+#                                  ETL_CI_DOCKERD_STARTED=1 when it started one (to stop it at the end)
 #   .ci/docker_engine.sh base      make the base image unless the engine has it (cached, see below)
 #   .ci/docker_engine.sh stop      stop the dockerd that "start" started (nothing else)
 #
@@ -38,9 +39,11 @@ start() {
         echo "DOCKER_HOST=$DOCKER_HOST"
         return 0
     fi
+    local started=0
     if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
         say "dockerd (pid $(cat "$pidfile")) already runs at $sock"
     else
+        started=1
         $as_root mkdir -p "$dir/docker" "$dir/run"
         say "starting dockerd at $sock (log: $dir/dockerd.log)"
         # shellcheck disable=SC2024  # the log belongs to the caller
@@ -51,6 +54,7 @@ start() {
     for _ in $(seq 1 60); do
         if DOCKER_HOST="$sock" docker info >/dev/null 2>&1; then
             echo "DOCKER_HOST=$sock"
+            [ "$started" = 0 ] || echo "ETL_CI_DOCKERD_STARTED=1"
             return 0
         fi
         sleep 1

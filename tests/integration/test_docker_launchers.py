@@ -240,3 +240,18 @@ def test_the_image_has_time_zones_and_runs_as_etl_by_default(image: str) -> None
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["etl", "14:00", "no-env"]
+
+
+def test_the_connectors_image_imports_pyodbc_and_the_other_drivers(image: str) -> None:
+    """CONNECTORS=1 installs unixODBC (libodbc.so.2), without which pyodbc cannot be imported."""
+    started = time.monotonic()
+    build = _docker(
+        "build", "--network", "host", "-f", "docker/Dockerfile", "--build-arg", "CONNECTORS=1",
+        "-t", f"{IMAGE}-connectors", str(REPO), timeout=900,
+    )  # fmt: skip
+    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
+    print(f"docker build of {IMAGE}-connectors: {time.monotonic() - started:.1f} s")
+    modules = "pyodbc, oracledb, boto3, google.cloud.bigquery, snowflake.connector, simple_salesforce"
+    command = f"import {modules}; print('ok')"
+    done = _docker("run", "--rm", "--entrypoint", "python", f"{IMAGE}-connectors", "-c", command)
+    assert (done.returncode, done.stdout) == (0, "ok\n"), done.stderr
