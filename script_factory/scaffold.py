@@ -337,7 +337,7 @@ def render_launchers(home: Path, name: str) -> dict[Path, str]:
 
     When ``home`` is not the runner's own folder (ETL_HOME elsewhere, without ``script_runner/_launch.sh``),
     the .sh and .bat launchers set ETL_HOME to their home and call the runner's bodies by absolute path; the
-    Docker launchers are then left out (the image carries the runner's own customer_code/, not this home's).
+    Docker launchers are then left out (they mount the runner's own customer_code/, not this home's).
     """
     sh, bat, docker_sh, docker_bat = launcher_paths(home, name)
     usage = "[I|F] [START] [END] [--dry-run|--check]"
@@ -555,9 +555,7 @@ def report_lines(project: NewProject, written: list[Path], settings: Settings, *
             lines += [f"    {masker(env_assignment(v, u))}" for v, u in project.variables.items()]
     sh = home / "script_runner" / f"{project.name}.sh"
     if not (home / "script_runner" / "_launch.sh").is_file():
-        lines.append(
-            "  (no _docker launchers: the Docker image holds the runner's own customer_code/, not this home's)"
-        )
+        lines.append("  (no _docker launchers: they mount the runner's own customer_code/, not this home's)")
     launcher = sh.with_suffix(".bat") if windows else sh
     shown_launcher = launcher.relative_to(home) if launcher.is_relative_to(home) else launcher
     lines += [
