@@ -11,6 +11,11 @@ transaction, and the COPY pass-through reads the source in batches straight off 
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -173,3 +178,66 @@ def test_a_target_that_fails_while_the_source_sends_stops_the_source_copy(wareho
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'COPY%%'"
         ).fetchone()
     assert active == (0,)
+
+
+SLOW_INDEX = """
+CREATE FUNCTION slow_code(text) RETURNS text IMMUTABLE LANGUAGE plpgsql AS
+$$ BEGIN PERFORM pg_sleep(0.0005); RETURN $1; END $$;
+CREATE INDEX items_slow ON items (slow_code(code));
+"""
+KILL_PROJECT = """
+project: reload
+connections:
+  src: {}
+tables:
+  - target: items
+    source: {connection: src, table: source_items}
+    strategy: replace
+"""
+
+
+def test_a_kill_while_the_indexes_are_built_leaves_the_table_as_it_was(
+    warehouse: str, etl_home: Path, tmp_path: Path
+) -> None:
+    """SIGKILL of the runner while PostgreSQL builds an index after the rows: the load's transaction
+    never commits, so the table keeps its old rows and every index (the slow index takes ~10 s)."""
+    from tests.conftest import REPO
+    from tests.projects import write_project
+
+    with psycopg.connect(warehouse, autocommit=True) as conn:
+        conn.execute(SLOW_INDEX)
+    before, indexes = fetch(warehouse, CHECKSUM), fetch(warehouse, INDEXES)
+    write_project(etl_home, "reload", KILL_PROJECT)
+    env = {**os.environ, "ETL_HOME": str(etl_home), "ETL_CONN_SRC": warehouse, "ETL_CONN_WAREHOUSE": warehouse}
+    runner = subprocess.Popen(
+        [sys.executable, str(REPO / "script_runner.py"), "--project", "reload", "--load-type", "F"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not building(warehouse):
+            assert runner.poll() is None, "the run ended before its indexes were built"
+            assert time.monotonic() < deadline, "no index build seen within 60 s"
+            time.sleep(0.05)
+        runner.send_signal(signal.SIGKILL)
+        runner.wait(30)
+        deadline = time.monotonic() + 60
+        while building(warehouse):  # the server notices the dead client once the statement ends
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+    assert fetch(warehouse, CHECKSUM) == before
+    assert fetch(warehouse, INDEXES) == indexes
+
+
+def building(url: str) -> bool:
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() "
+            "AND state = 'active' AND (query LIKE 'CREATE %%INDEX%%' OR query LIKE 'ALTER TABLE%%ADD CONSTRAINT%%')"
+        ).fetchone()
+    return bool(row and row[0])
