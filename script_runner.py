@@ -235,6 +235,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         summary = run(plan, request, settings)
         print(summary_text(summary, settings.paths.home))
+        if summary.exit_code is ExitCode.UPSTREAM_NOT_READY:
+            print(f"{PROG}: {summary.outcome.error}", file=sys.stderr)
         if summary.exit_code is ExitCode.INTERRUPTED:
             said = (
                 INTERRUPTED_LINE
