@@ -123,6 +123,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--repair", action="store_true", help="with --verify: reload exactly the days that differ, then compare again"
     )
     parser.add_argument("--list", action="store_true", help="list the projects and their tables")
+    operate = parser.add_argument_group("what happened, and when it runs next")
+    operate.add_argument("--history", action="store_true", help="the latest runs (of --project, else of all)")
+    operate.add_argument("--last", type=_days, metavar="N", help="with --history: how many runs (default 20)")
+    operate.add_argument(
+        "--status",
+        action="store_true",
+        help="each project's (or --project's) last runs, locks, next scheduled runs and table watermarks",
+    )
+    operate.add_argument(
+        "--schedule-print", action="store_true", help="the crontab lines and schtasks commands of the schedules"
+    )
+    operate.add_argument(
+        "--schedule-install",
+        choices=["cron"],
+        metavar="cron",
+        help="install the schedules into the user's crontab (idempotent; Windows: use --schedule-print)",
+    )
     backfill = parser.add_argument_group("a resumable backfill (--backfill)")
     backfill.add_argument(
         "--backfill",
@@ -159,7 +176,7 @@ def parse_request(argv: Sequence[str]) -> tuple[RunRequest | None, argparse.Name
     """The validated request (None with ``--list``) and the raw arguments; ConfigError on bad input."""
     args = build_parser().parse_args(list(argv))
     _check_new_flags(args)
-    if args.list or args.new:
+    if _check_report_flags(args) or args.list or args.new:
         return None, args
     if not args.project:
         raise ConfigError(f"--project is required (see {PROG} --list for the projects)")
@@ -200,6 +217,28 @@ def _check_new_flags(args: argparse.Namespace) -> None:
     clashing = [f"--{name.replace('_', '-')}" for name in _NOT_WITH_NEW if getattr(args, name)]
     if clashing:
         raise ConfigError(f"--new cannot be combined with {clashing[0]}; create the project first, then run it")
+
+
+_REPORTS = ("history", "status", "schedule_print", "schedule_install", "list")
+
+
+def _check_report_flags(args: argparse.Namespace) -> bool:
+    """Whether a report (--history, --status, --schedule-*, --list) was asked for, alone and well formed."""
+    if args.last is not None and not args.history:
+        raise ConfigError("--last belongs to --history (e.g. --history --last 50)")
+    asked = [f"--{n.replace('_', '-')}" for n in _REPORTS if getattr(args, n)]
+    if len(asked) > 1:
+        raise ConfigError(f"{asked[0]} and {asked[1]} cannot be combined: give one of them")
+    if not asked or asked[0] == "--list":
+        return False
+    others = [
+        f"--{n.replace('_', '-')}" for n in ("backfill", "dry_run", "check", "verify", "start_date") if getattr(args, n)
+    ]
+    if others:
+        raise ConfigError(f"{asked[0]} cannot be combined with {others[0]}")
+    if args.project is not None:
+        check_project_name(args.project)
+    return True
 
 
 def _check_backfill_flags(args: argparse.Namespace) -> None:
@@ -250,7 +289,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.new:
             return _new_project(args, settings)
         if request is None:
-            print(_listing(settings))
+            print(_report(args, settings))
             return ExitCode.SUCCESS
         from script_factory.factory import build_plan
 
@@ -329,6 +368,23 @@ def _new_project(args: argparse.Namespace, settings: Any) -> int:
     )
     print("\n".join(create_project(request, settings, windows=os.name == "nt")))
     return ExitCode.SUCCESS
+
+
+def _report(args: argparse.Namespace, settings: Any) -> str:
+    """The text of --history, --status, --schedule-print, --schedule-install or --list."""
+    if args.history or args.status:
+        from script_factory.history import history_text, status_text
+
+        return (
+            history_text(settings, args.project, args.last or 20)
+            if args.history
+            else status_text(settings, args.project)
+        )
+    if args.schedule_print or args.schedule_install:
+        from script_factory.schedule import install_cron, print_text
+
+        return print_text(settings, args.env) if args.schedule_print else install_cron(settings, args.env)
+    return _listing(settings)
 
 
 def _listing(settings: Any) -> str:
