@@ -1,5 +1,5 @@
 """The audit trail in the warehouse: ``etl_runs``, ``etl_task_runs``, ``etl_table_state``,
-``etl_dq_results``, ``etl_migrations``, ``etl_schema_changes``.
+``etl_dq_results``, ``etl_migrations``, ``etl_schema_changes``, ``etl_backfill_chunks``.
 
 The audit row is the source of truth: it is inserted as ``running`` before any task and closed as
 ``success`` or ``failed`` at the end. A table's incremental watermark lives in ``etl_table_state``,
@@ -167,6 +167,28 @@ etl_schema_changes = Table(
     Column("ddl", Text),  # the statement that ran (none for a column only reported)
     Column("applied_at", DateTime(timezone=True), nullable=False),
     Index("ix_etl_schema_changes_table", "connection", "target_table"),
+)
+
+# The ledger of backfills (script_factory/backfill_ledger.py): one row per window of a backfill, which is
+# the project, the range, the window length and the load type (and --tables) of one command line.
+etl_backfill_chunks = Table(
+    "etl_backfill_chunks",
+    metadata,
+    Column("chunk_id", _ID, primary_key=True, autoincrement=True),
+    Column("backfill_id", String(400), nullable=False),
+    Column("project", String(100), nullable=False),
+    Column("chunk_number", Integer, nullable=False),  # 1, 2, ... in window order
+    Column("window_start", String(40), nullable=False),  # the window is start < cursor <= end
+    Column("window_end", String(40), nullable=False),
+    Column("load_type", String(1), nullable=False),
+    Column("status", String(20), nullable=False),  # pending | running | success | failed | interrupted
+    Column("rows", BigInteger),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("run_id", BigInteger),  # the etl_runs row of the latest attempt
+    Column("started_at", DateTime(timezone=True)),
+    Column("ended_at", DateTime(timezone=True)),
+    Column("error_message", Text),  # masked
+    Index("ix_etl_backfill_chunks_chunk", "backfill_id", "chunk_number", unique=True),
 )
 
 

@@ -33,6 +33,7 @@ from script_factory.config_models import (
     DEFAULT_CHUNK_SIZE,
     AggregationSpec,
     CheckDoc,
+    DependencySpec,
     EmailSpec,
     FunctionSpec,
     OutputDoc,
@@ -62,6 +63,7 @@ __all__ = [
     "AggregationSpec",
     "CheckSpec",
     "ConnectionSpec",
+    "DependencySpec",
     "EmailSpec",
     "FunctionSpec",
     "OutputSpec",
@@ -200,6 +202,7 @@ class ProjectConfig:
     skip_when_no_data: bool = False
     continue_on_error: bool = False
     parallel: int = 1  # tables loading at once (script_factory/parallel.py)
+    depends_on: tuple[DependencySpec, ...] = ()  # upstream projects checked before a run (script_factory/upstream.py)
 
 
 def load_project(folder: Path) -> ProjectConfig:
@@ -249,6 +252,12 @@ def parse_project(raw: Any, folder: Path, file: Path) -> ProjectConfig:
             f"{file}: parallel: {doc.parallel}: publish: run puts every load in one transaction on one warehouse "
             "connection, so its tables cannot load at once; drop parallel or use publish: table"
         )
+    for upstream in doc.depends_on:
+        if not (folder.parent / upstream.project / "project.yml").is_file():
+            raise ConfigError(
+                f"{file}: depends_on: unknown project {upstream.project!r} (no {folder.parent / upstream.project}"
+                "/project.yml); name a project folder under customer_code/"
+            )
     return ProjectConfig(
         name=doc.project,
         folder=folder,
@@ -274,6 +283,7 @@ def parse_project(raw: Any, folder: Path, file: Path) -> ProjectConfig:
         skip_when_no_data=doc.skip_when_no_data,
         continue_on_error=doc.continue_on_error,
         parallel=doc.parallel,
+        depends_on=doc.depends_on,
     )
 
 

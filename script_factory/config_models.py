@@ -127,6 +127,17 @@ class RetentionSpec(_Spec):
 
 
 @dataclass(frozen=True, config=_SPEC)
+class DependencySpec(_Spec):
+    """An upstream project whose latest run must have succeeded (within ``max_age``) before this one runs."""
+
+    project: Name = Field(description="The upstream project's folder name under customer_code/.")
+    max_age: Duration | None = Field(
+        default=None,
+        description="How long ago its latest successful run may have ended, e.g. 6h or 1d (none: any age).",
+    )
+
+
+@dataclass(frozen=True, config=_SPEC)
 class AggregationSpec(_Spec):
     """A SQL file run on the warehouse after the loads, in one transaction."""
 
@@ -721,7 +732,14 @@ class ProjectFile(_Document):
     outputs: tuple[OutputDoc, ...] = ()
     notify: NotifyDoc = Field(default_factory=NotifyDoc)
     retention: RetentionSpec = Field(default_factory=RetentionSpec)
-    schedule: Cron | None = Field(None, description='A cron expression such as "0 6 * * *", for dags/.')
+    schedule: Cron | None = Field(
+        None, description='A cron expression such as "0 6 * * *" (--schedule-print, --schedule-install, dags/).'
+    )
+    depends_on: tuple[DependencySpec, ...] = Field(
+        (),
+        description="Upstream projects: a run stops with exit code 5 (a skipped audit row) unless each one's latest "
+        "run succeeded within its max_age.",
+    )
     publish: Literal["table", "run"] = Field(
         "table",
         description="table: each table commits with its checks and state; run: every warehouse load, its checks "
@@ -763,6 +781,16 @@ class ProjectFile(_Document):
         names = [_label(item) for item in items]
         for name in dict.fromkeys(n for n in names if names.count(n) > 1):
             raise problem(f"{name!r} appears twice; give each a distinct name")
+        return items
+
+    @field_validator("depends_on")
+    @classmethod
+    def _distinct_upstreams(cls, items: tuple[DependencySpec, ...], info: ValidationInfo) -> tuple[DependencySpec, ...]:
+        names = [item.project for item in items]
+        for name in dict.fromkeys(n for n in names if names.count(n) > 1):
+            raise problem(f"project {name!r} appears twice; list each upstream project once")
+        if info.data.get("project") in names:
+            raise problem(f"a project cannot depend on itself ({info.data['project']!r})")
         return items
 
 

@@ -64,7 +64,7 @@ def launcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A copy of the launchers beside a stub .venv; yields script_runner\\sales_demo.bat."""
     root = tmp_path_factory.mktemp("win")
     (root / "script_runner").mkdir()
-    for name in ("_launch.bat", "sales_demo.bat", "_docker.bat", "sales_demo_docker.bat"):
+    for name in ("_launch.bat", "sales_demo.bat", "_docker.bat", "sales_demo_docker.bat", "backfill.bat", "chain.bat"):
         shutil.copy(REPO / "script_runner" / name, root / "script_runner" / name)
     (root / "script_runner.py").touch()
     scripts = root / ".venv" / "Scripts"
@@ -237,3 +237,25 @@ def test_the_docker_launcher_says_what_is_missing_and_exits_2(
     assert call.code == 2
     assert call.argv == []  # no "docker run", so no pull from a registry
     assert message in call.stderr and call.stderr.strip().count("\n") == 0, call.stderr
+
+
+def test_backfill_bat_passes_the_range_and_window_length(launcher: Path) -> None:
+    args = ("sales_demo", "2024-01-01", "2024-12-31", "7", "--redo-failed")
+    code, argv = run_bat(launcher.parent / "backfill.bat", *args, exit_code=1)
+    assert code == 1
+    assert argv[1:] == [
+        "--project", "sales_demo", "--load-type", "I", "--backfill", "--start-date", "2024-01-01",
+        "--end-date", "2024-12-31", "--load-days", "7", "--redo-failed",
+    ]  # fmt: skip
+    code, argv = run_bat(launcher.parent / "backfill.bat", "sales_demo", "2024-01-01", "2024-01-31")
+    assert code == 0 and argv[-2:] == ["--load-days", "1"]
+    code, argv = run_bat(launcher.parent / "backfill.bat", "sales_demo")
+    assert code == 2 and argv == []
+
+
+@pytest.mark.parametrize("exit_code", [0, 3, 5])
+def test_chain_bat_runs_in_order_and_stops_at_the_first_failure(launcher: Path, exit_code: int) -> None:
+    code, argv = run_bat(launcher.parent / "chain.bat", "first", "second", exit_code=exit_code)
+    assert code == exit_code
+    projects = [argv[i + 1] for i, arg in enumerate(argv) if arg == "--project"]
+    assert projects == (["first", "second"] if exit_code == 0 else ["first"])
