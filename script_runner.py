@@ -7,6 +7,7 @@
     python script_runner.py --project sales_demo --tables dim_customer # only these tables and their checks
     python script_runner.py --project sales_demo --verify [--repair]   # compare source and target by day
     python script_runner.py --list                                     # projects and their tables
+    python script_runner.py --report [--project P] [--days 30] [--out FILE.html]   # the HTML run report
     python script_runner.py --new erp_sync --source URL --tables 'erp.orders,erp.customers' [--warehouse URL]
 
 Bad input stops here with one line on stderr and exit code 2; nothing has connected by then (but the
@@ -67,6 +68,12 @@ def _tables(text: str) -> tuple[str, ...]:
     return names
 
 
+def _days(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of days (expected e.g. --days 30)")
+    return int(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog=PROG, description="Run an ETL project from customer_code/<project>/project.yml.", allow_abbrev=False
@@ -109,6 +116,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--repair", action="store_true", help="with --verify: reload exactly the days that differ, then compare again"
     )
     parser.add_argument("--list", action="store_true", help="list the projects and their tables")
+    report = parser.add_argument_group("the HTML run report (--report)")
+    report.add_argument(
+        "--report",
+        action="store_true",
+        help="write one self-contained HTML file from the audit tables (of --project, else of every project)",
+    )
+    report.add_argument("--days", type=_days, default=30, metavar="N", help="with --report: the last N days (30)")
+    report.add_argument(
+        "--out", type=Path, metavar="FILE.html", help="with --report: where (default metadata/output/reports/)"
+    )
     new = parser.add_argument_group("a new project from a source's catalog (--new)")
     new.add_argument(
         "--new",
@@ -133,7 +150,10 @@ def parse_request(argv: Sequence[str]) -> tuple[RunRequest | None, argparse.Name
     """The validated request (None with ``--list``) and the raw arguments; ConfigError on bad input."""
     args = build_parser().parse_args(list(argv))
     _check_new_flags(args)
-    if args.list or args.new:
+    _check_report_flags(args)
+    if args.list or args.new or args.report:
+        if args.report and args.project:
+            check_project_name(args.project)
         return None, args
     if not args.project:
         raise ConfigError(f"--project is required (see {PROG} --list for the projects)")
@@ -175,6 +195,21 @@ def _check_new_flags(args: argparse.Namespace) -> None:
         raise ConfigError(f"--new cannot be combined with {clashing[0]}; create the project first, then run it")
 
 
+def _check_report_flags(args: argparse.Namespace) -> None:
+    """``--report [--project P] [--days N] [--out FILE]`` reads the audit tables and runs nothing."""
+    if not args.report:
+        if args.out is not None or args.days != 30:
+            raise ConfigError(f"--days and --out belong to --report (see {PROG} --help)")
+        return
+    clashing = [
+        f"--{name.replace('_', '-')}"
+        for name in ("list", "new", "check", "verify", "repair", "dry_run", "start_date", "end_date", "tables")
+        if getattr(args, name)
+    ]
+    if clashing:
+        raise ConfigError(f"--report cannot be combined with {clashing[0]}; it reads the audit tables and runs nothing")
+
+
 def _check_verify_flags(args: argparse.Namespace) -> None:
     if args.repair and not args.verify:
         raise ConfigError("--repair reloads the days --verify finds: give --verify --repair")
@@ -202,6 +237,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings(args.env)
         if args.new:
             return _new_project(args, settings)
+        if args.report:
+            from script_factory.report_html import make_report
+
+            path = make_report(settings, args.project, args.days, args.out)
+            print(f"report: {path}")
+            return ExitCode.SUCCESS
         if request is None:
             print(_listing(settings))
             return ExitCode.SUCCESS
