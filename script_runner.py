@@ -238,9 +238,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.new:
             return _new_project(args, settings)
         if args.report:
+            from script_factory.factory import load_project_config
             from script_factory.report_html import make_report
+            from script_factory.settings import WAREHOUSE_CONNECTION
 
-            path = make_report(settings, args.project, args.days, args.out)
+            project = load_project_config(args.project, settings) if args.project else None
+            warehouse = project.warehouse if project else WAREHOUSE_CONNECTION
+            path = make_report(settings, args.project, args.days, args.out, warehouse)
             print(f"report: {path}")
             return ExitCode.SUCCESS
         if request is None:

@@ -69,14 +69,14 @@ def write_atomically(path: Path, text: str) -> None:
     os.replace(partial, path)
 
 
-def make_report(settings: Settings, project: str | None, days: int, out: Path | None) -> Path:
-    """Read the audit tables of ``project``'s warehouse (else the ``warehouse`` connection), write the
+def make_report(settings: Settings, project: str | None, days: int, out: Path | None, warehouse: str) -> Path:
+    """Read the audit tables in connection ``warehouse`` (of ``project``, or of every project), write the
     report to ``out`` (default metadata/output/reports/<project|all>_<stamp>.html) and return its path."""
     from script_factory.report_data import read_report
     from utilities.dates import utc_now
     from utilities.files import stamped_path
 
-    engine, database = _warehouse_engine(settings, project)
+    engine, database = _warehouse_engine(settings, warehouse)
     try:
         data = read_report(engine, project, days, settings.masker, database)
     finally:
@@ -89,17 +89,12 @@ def make_report(settings: Settings, project: str | None, days: int, out: Path | 
     return out
 
 
-def _warehouse_engine(settings: Settings, project: str | None) -> tuple[Any, str]:
+def _warehouse_engine(settings: Settings, name: str) -> tuple[Any, str]:
     """An engine on the warehouse, or None when its SQLite file does not exist yet (nothing ran)."""
     from connectors import open_connector
     from script_factory.settings import DEFAULT_WAREHOUSE_URL, WAREHOUSE_CONNECTION
     from utilities.secrets import Secret
 
-    name = WAREHOUSE_CONNECTION
-    if project is not None:
-        from script_factory.factory import load_project_config
-
-        name = load_project_config(project, settings).warehouse
     url = settings.connection_url(name) or (Secret(DEFAULT_WAREHOUSE_URL) if name == WAREHOUSE_CONNECTION else None)
     if url is None:
         from utilities.errors import ConfigError
