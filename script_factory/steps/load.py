@@ -92,7 +92,7 @@ def load_table(
         _save_state(ctx, conn, table, window, strategy, stats)
         record_changes(conn, ctx, _target_name(ctx, table), shape)
         if table.profile and stats.rows:
-            _profile(ctx, conn, session, table, plan)
+            _profile(ctx, conn, session, table, plan, stats)
 
     in_warehouse = _target_name(ctx, table) == ctx.project.warehouse
     with source.read(request) as stream:
@@ -161,12 +161,33 @@ def _reconcile(
     ]
 
 
-def _profile(ctx: RunContext, conn: Any, session: LoadSession, table: TableSpec, plan: LoadPlan) -> None:
-    """The profile of the rows this load wrote, recorded with them (script_factory/profiling.py)."""
+def _profile(
+    ctx: RunContext, conn: Any, session: LoadSession, table: TableSpec, plan: LoadPlan, stats: LoadStats
+) -> None:
+    """The profile of the rows this load wrote, recorded with them (script_factory/profiling.py). The
+    rows' own table, where PostgreSQL estimates the distinct counts: the staging table when the load
+    staged them, else the target of a ``replace`` (a direct ``append`` has none)."""
+    from sqlalchemy import table as sql_table
+
     from script_factory.profiling import profile_load
 
     started = time.perf_counter()
-    rows = profile_load(conn, session, written_rows(plan), table.target, ctx.run_id, ctx.project.name)
+    own = getattr(session, "stage", None)  # SqlLoadSession's staging table, once rows were staged
+    if own is None and plan.strategy is Strategy.REPLACE:
+        own = sql_table(table.target.name, schema=table.target.schema)
+    rules = table.transforms.columns if table.transforms else ()
+    protected = [rule.target for rule in rules if rule.protects]
+    rows = profile_load(
+        conn,
+        session,
+        written_rows(plan),
+        table.target,
+        ctx.run_id,
+        ctx.project.name,
+        rows_written=stats.rows,
+        own_table=own,
+        protected=protected,
+    )
     ctx.logger.info("profile %s: %d columns in %.2f s", table.target, len(rows), time.perf_counter() - started)
 
 
