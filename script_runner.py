@@ -11,6 +11,7 @@
     python script_runner.py --status [--project sales_demo]            # watermarks, last runs, locks, next runs
     python script_runner.py --schedule-print | --schedule-install cron  # the projects' schedules
     python script_runner.py --list                                     # projects and their tables
+    python script_runner.py --report [--project P] [--days 30] [--out FILE.html]   # the HTML run report
     python script_runner.py --new erp_sync --source URL --tables 'erp.orders,erp.customers' [--warehouse URL]
 
 Bad input stops here with one line on stderr and exit code 2; nothing has connected by then (but the
@@ -152,6 +153,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--redo-failed", action="store_true", help="with --backfill: re-run only the windows that failed"
     )
     backfill.add_argument("--restart", action="store_true", help="with --backfill: forget the ledger, run every window")
+    report = parser.add_argument_group("the HTML run report (--report)")
+    report.add_argument(
+        "--report",
+        action="store_true",
+        help="write one self-contained HTML file from the audit tables (of --project, else of every project)",
+    )
+    report.add_argument("--days", type=_days, default=30, metavar="N", help="with --report: the last N days (30)")
+    report.add_argument(
+        "--out", type=Path, metavar="FILE.html", help="with --report: where (default metadata/output/reports/)"
+    )
     new = parser.add_argument_group("a new project from a source's catalog (--new)")
     new.add_argument(
         "--new",
@@ -176,7 +187,11 @@ def parse_request(argv: Sequence[str]) -> tuple[RunRequest | None, argparse.Name
     """The validated request (None with ``--list``) and the raw arguments; ConfigError on bad input."""
     args = build_parser().parse_args(list(argv))
     _check_new_flags(args)
-    if _check_report_flags(args) or args.list or args.new:
+    reporting = _check_report_flags(args)
+    _check_html_report_flags(args)
+    if reporting or args.list or args.new or args.report:
+        if args.report and args.project:
+            check_project_name(args.project)
         return None, args
     if not args.project:
         raise ConfigError(f"--project is required (see {PROG} --list for the projects)")
@@ -261,6 +276,36 @@ def _check_backfill_flags(args: argparse.Namespace) -> None:
         raise ConfigError("--redo-failed and --restart exclude each other: give one of them")
 
 
+def _check_html_report_flags(args: argparse.Namespace) -> None:
+    """``--report [--project P] [--days N] [--out FILE]`` reads the audit tables and runs nothing."""
+    if not args.report:
+        if args.out is not None or args.days != 30:
+            raise ConfigError(f"--days and --out belong to --report (see {PROG} --help)")
+        return
+    clashing = [
+        f"--{name.replace('_', '-')}"
+        for name in (
+            "list",
+            "new",
+            "check",
+            "verify",
+            "repair",
+            "dry_run",
+            "start_date",
+            "end_date",
+            "tables",
+            "backfill",
+            "history",
+            "status",
+            "schedule_print",
+            "schedule_install",
+        )
+        if getattr(args, name)
+    ]
+    if clashing:
+        raise ConfigError(f"--report cannot be combined with {clashing[0]}; it reads the audit tables and runs nothing")
+
+
 def _check_verify_flags(args: argparse.Namespace) -> None:
     if args.repair and not args.verify:
         raise ConfigError("--repair reloads the days --verify finds: give --verify --repair")
@@ -288,6 +333,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings(args.env)
         if args.new:
             return _new_project(args, settings)
+        if args.report:
+            from script_factory.factory import load_project_config
+            from script_factory.report_html import make_report
+            from script_factory.settings import WAREHOUSE_CONNECTION
+
+            project = load_project_config(args.project, settings) if args.project else None
+            warehouse = project.warehouse if project else WAREHOUSE_CONNECTION
+            path = make_report(settings, args.project, args.days, args.out, warehouse)
+            print(f"report: {path}")
+            return ExitCode.SUCCESS
         if request is None:
             print(_report(args, settings))
             return ExitCode.SUCCESS

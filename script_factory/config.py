@@ -134,6 +134,7 @@ class TableSpec:
     target_connection: str | None = None  # None: the project's warehouse
     precheck: bool = False
     reconcile: ReconcileSpec | None = None
+    profile: bool = False  # profile the rows each load writes (script_factory/profiling.py)
     create: bool = True  # create the target from the source's columns when it is missing
     on_schema_change: OnSchemaChange = OnSchemaChange.ADD_COLUMNS
     continue_on_error: bool = False  # a failing load is recorded and the other tables still load
@@ -321,6 +322,7 @@ def _table(doc: TableDoc, project: ProjectFile) -> TableSpec:
         target_connection=doc.target_connection,
         precheck=project.precheck if doc.precheck is None else doc.precheck,
         reconcile=doc.reconcile,
+        profile=project.profile if doc.profile is None else doc.profile,
         create=project.create if doc.create is None else doc.create,
         on_schema_change=doc.on_schema_change or project.on_schema_change,
         continue_on_error=project.continue_on_error if doc.continue_on_error is None else doc.continue_on_error,

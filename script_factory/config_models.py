@@ -179,7 +179,17 @@ class EmailSpec(_Spec):
     """Who gets an e-mail after a run, and when (needs the ETL_SMTP_* variables)."""
 
     to: tuple[EmailAddress, ...] = Field(min_length=1, description="The recipients' addresses.")
-    on: frozenset[When] = Field(default=frozenset({"failure"}), min_length=1, description="success and/or failure.")
+    on: frozenset[When] = Field(
+        default=frozenset({"failure"}),
+        min_length=1,
+        description="failure, warning (success with failing warn checks), success, recovered (the first success "
+        "after a failure).",
+    )
+    repeat_after: Duration = Field(
+        default=timedelta(hours=6),
+        description="The same failure run after run is mailed once per this duration (e.g. 6h), not once per run.",
+    )
+    attach_report: Flag = Field(default=False, description="Attach the project's HTML report (the last 30 days).")
 
     @model_validator(mode="before")
     @classmethod
@@ -328,6 +338,11 @@ class TableDoc(_Document):
     )
     reconcile: ReconcileSpec | None = Field(
         None, description="Compare the source's aggregates of the window with what the load wrote, before it commits."
+    )
+    profile: bool | None = Field(
+        None,
+        description="Profile the rows each load writes (null %, distinct count, min, max, text length) into "
+        "etl_profiles, in the load's transaction (default: the project's profile).",
     )
     create: bool | None = Field(
         None,
@@ -746,6 +761,9 @@ class ProjectFile(_Document):
         "and the aggregations commit together at the end (all or nothing).",
     )
     precheck: bool = Field(False, description="Count each source window first and skip the tables with no row.")
+    profile: bool = Field(
+        False, description="Profile the rows each load writes into etl_profiles (see a table's profile)."
+    )
     create: bool = Field(
         True,
         description="Create a missing target table from the source's columns, types and keys (false: a missing "
