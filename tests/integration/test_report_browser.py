@@ -8,7 +8,7 @@ import os
 import random
 import shutil
 import subprocess
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -85,7 +85,7 @@ def test_a_failing_project(etl_home: Path, tmp_path: Path, monkeypatch: pytest.M
     assert "load:items" in failures and "***" in failures
     assert 'id="checks"' in dom and "row_count_items" in dom and 'id="check-totals"' in dom
     assert 'id="state"' in dom and 'id="profile-items"' in dom
-    assert "Backfill ledgers" not in dom  # no etl_backfill_chunks table in this warehouse
+    assert 'id="backfill-totals-empty"' in dom  # the ledger table exists, with no backfill in it
 
 
 def _history(url: str, runs: int, tables: int = 2) -> None:
@@ -117,17 +117,19 @@ def test_500_runs_and_a_backfill_ledger(etl_home: Path, tmp_path: Path) -> None:
     url = f"sqlite:///{etl_home / 'metadata' / 'warehouse.db'}"
     _history(url, 500)
     engine = create_engine(url)
-    with engine.begin() as conn:  # the ledger of issue 12, as its columns are announced
-        conn.exec_driver_sql(
-            "CREATE TABLE etl_backfill_chunks (backfill_id INTEGER, project TEXT, window_start TEXT, window_end TEXT, "
-            "status TEXT, rows INTEGER, attempts INTEGER, run_id INTEGER, started_at TEXT, finished_at TEXT, "
-            "error_message TEXT)"
-        )
-        conn.exec_driver_sql(
-            "INSERT INTO etl_backfill_chunks VALUES (1, 'project_0', '2025-01-01', '2025-01-08', 'done', 70, 1, 3, "
-            "'2026-01-01', '2026-01-01', NULL), (1, 'project_0', '2025-01-08', '2025-01-15', 'failed', NULL, 3, 4, "
-            f"'2026-01-01', NULL, 'password={SECRET} refused')"
-        )
+    common = {"backfill_id": "bf-1", "project": "project_0", "load_type": "I", "started_at": datetime(2026, 1, 1)}
+    with engine.begin() as conn:  # the ledger of issue 12 (audit.etl_backfill_chunks)
+        conn.execute(
+            insert(audit.etl_backfill_chunks),
+            [
+                {**common, "chunk_number": 1, "window_start": "2025-01-01", "window_end": "2025-01-08",
+                 "status": "success", "rows": 70, "attempts": 1, "run_id": 3, "ended_at": datetime(2026, 1, 1),
+                 "error_message": None},
+                {**common, "chunk_number": 2, "window_start": "2025-01-08", "window_end": "2025-01-15",
+                 "status": "failed", "rows": None, "attempts": 3, "run_id": 4, "ended_at": None,
+                 "error_message": f"password={SECRET} refused"},
+            ],
+        )  # fmt: skip
     engine.dispose()
     report = _report(tmp_path)
     assert SECRET not in report.read_text(encoding="utf-8")
