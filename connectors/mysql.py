@@ -27,6 +27,8 @@ from utilities.sql_text import strip_comments
 logger = logging.getLogger(__name__)
 
 NEWDECIMAL, BIT, TIME = 246, 16, 11  # MySQL protocol type codes
+UNSIGNED_FLAG = 32  # MySQL protocol column flag
+MAX_ARROW_DECIMAL = 38  # digits of Arrow's decimal128, the widest pgpq encodes
 DATE_TYPES = {7, 10, 12, 14}  # TIMESTAMP, DATE, DATETIME, NEWDATE
 INTEGER_TYPES = {1, 2, 3, 8, 9}  # TINY, SHORT, LONG, LONGLONG, INT24
 PIECE_ROWS = 100_000  # rows per key range on the Arrow path (the most connectorx may hold)
@@ -298,7 +300,7 @@ class MysqlConnector(SqlConnector):
         stmt, params = self.select_for(request)
         if not all(_renderable(v) for v in [*params.values(), request.window_start, request.window_end]):
             return None
-        description = self._describe(stmt, params)
+        description, unsigned = self._describe(stmt, params)
         if not _arrow_ready(description, request, self.name):
             return None
         readable, flagged = _arrow_select(stmt, description, _zero_dates_as_null(request))
@@ -311,7 +313,7 @@ class MysqlConnector(SqlConnector):
         if flagged:
             schema = schema.remove(schema.get_field_index(INVALID_FLAG))
             batches = self._checked(batches, schema, description, request)
-        return ArrowStream(list(schema.names), schema, batches)
+        return ArrowStream(list(schema.names), _with_decimal_scales(schema, description, unsigned), batches)
 
     def _checked(
         self, batches: Iterator[Any], schema: Any, description: Sequence[Any], request: ReadRequest
@@ -333,7 +335,9 @@ class MysqlConnector(SqlConnector):
                 raise self._invalid_value(request, names[column], description[column][1], value, example)
             yield pa.RecordBatch.from_arrays(batch.columns[:-1], schema=schema)
 
-    def _describe(self, stmt: Any, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    def _describe(self, stmt: Any, params: dict[str, Any]) -> tuple[list[tuple[Any, ...]], frozenset[int] | None]:
+        """The query's DB-API description, and the positions of its UNSIGNED columns (None if PyMySQL
+        does not say: the description leaves the flag out)."""
         from sqlalchemy import TextClause, literal_column, select
 
         source = (
@@ -341,7 +345,10 @@ class MysqlConnector(SqlConnector):
         )
         probe: Any = select(literal_column("*")).select_from(source).limit(0)
         with self.translate_errors("describe the query"), self.read_connection() as conn:
-            return list(conn.execute(probe, params).cursor.description)
+            cursor = conn.execute(probe, params).cursor
+            fields = getattr(getattr(cursor, "_result", None), "fields", None)
+            unsigned = frozenset(i for i, f in enumerate(fields) if f.flags & UNSIGNED_FLAG) if fields else None
+            return list(cursor.description), unsigned
 
     def _literal(self, stmt: Any) -> str:
         return str(stmt.compile(dialect=self.dialect, compile_kwargs={"literal_binds": True}))
@@ -454,6 +461,24 @@ def _arrow_select(stmt: Any, description: Sequence[Any], zero_dates_as_null: boo
         items.append(case(*checks, else_=null()).label(INVALID_FLAG))
     source = (stmt.columns() if isinstance(stmt, TextClause) else stmt).subquery("etl_src")
     return select(*items).select_from(source), bool(checks)
+
+
+def _with_decimal_scales(schema: Any, description: Sequence[Any], unsigned: frozenset[int] | None) -> Any:
+    """``schema`` with each DECIMAL column (read as text) marked with its scale for an exact binary
+    write (:data:`connectors.pg_binary.DECIMAL_SCALE`), when its precision fits Arrow's decimal128.
+
+    The protocol gives a DECIMAL(p, s) the display length p + (1 if s) + (1 unless UNSIGNED)."""
+    from connectors.pg_binary import DECIMAL_SCALE
+
+    for index, (_, type_code, _, length, _, scale, *_) in enumerate(description):
+        if type_code != NEWDECIMAL or length is None or scale is None:
+            continue
+        sign = 0 if unsigned is None or index in unsigned else 1  # unknown: assume no sign, the wider precision
+        if int(length) - (1 if scale else 0) - sign <= MAX_ARROW_DECIMAL:
+            field = schema.field(index)
+            metadata = {**(field.metadata or {}), DECIMAL_SCALE: str(int(scale)).encode()}
+            schema = schema.set(index, field.with_metadata(metadata))
+    return schema
 
 
 def _split_column(description: list[tuple[Any, ...]], request: ReadRequest) -> str | None:
