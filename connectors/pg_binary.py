@@ -118,6 +118,8 @@ def _numeric_wire(field: pa.Field) -> Wire | str:
     scale = (field.metadata or {}).get(DECIMAL_SCALE)
     if scale is not None and (t.is_string(kind) or t.is_large_string(kind)):
         return Wire(pa.decimal128(38, int(scale)))
+    if t.is_string(kind) or t.is_large_string(kind):
+        return "text (or a DECIMAL wider than 38 digits, read as text) has no exact binary form for numeric"
     return f"{kind} has no exact binary form for numeric"
 
 

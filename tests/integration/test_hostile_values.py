@@ -112,7 +112,14 @@ def warehouse(pg_url: str) -> Iterator[str]:
     yield pg_url
 
 
-def load(warehouse: str, home: Path, source_url: str, request: ReadRequest, table: str = "target") -> str:
+def load(
+    warehouse: str,
+    home: Path,
+    source_url: str,
+    request: ReadRequest,
+    table: str = "target",
+    expected_rows: int = len(ROWS_),
+) -> str:
     """Read ``request`` from the source and write it into ``table`` with replace; returns the write path."""
     source = open_connector("src", Secret(source_url), home)
     target = open_connector("warehouse", Secret(warehouse), home)
@@ -122,7 +129,7 @@ def load(warehouse: str, home: Path, source_url: str, request: ReadRequest, tabl
             stats = apply_load(
                 target, stream, LoadPlan(TableName(table), Strategy.REPLACE, (), None, window), Progress("test", 3600)
             )
-        assert stats.rows == len(ROWS_)
+        assert stats.rows == expected_rows
         return stats.path
     finally:
         source.close()
