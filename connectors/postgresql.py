@@ -265,7 +265,9 @@ class PostgresConnector(SqlConnector):
                 write(binary.header())
             for batch in stream.batches():
                 for offset in range(0, batch.num_rows, CSV_SLICE_ROWS):
-                    write(encode(batch.slice(offset, CSV_SLICE_ROWS)))
+                    data = encode(batch.slice(offset, CSV_SLICE_ROWS))
+                    if len(data):  # pgpq hands its bytes over about 2 MB at a time, empty in between
+                        write(data)
                 stats.rows += batch.num_rows
                 if index is not None and batch.num_rows:
                     bounds = pc.min_max(batch.column(index))
