@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import sqlite3
+import sys
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
@@ -111,7 +112,14 @@ def warehouse(pg_url: str) -> Iterator[str]:
     yield pg_url
 
 
-def load(warehouse: str, home: Path, source_url: str, request: ReadRequest, table: str = "target") -> str:
+def load(
+    warehouse: str,
+    home: Path,
+    source_url: str,
+    request: ReadRequest,
+    table: str = "target",
+    expected_rows: int = len(ROWS_),
+) -> str:
     """Read ``request`` from the source and write it into ``table`` with replace; returns the write path."""
     source = open_connector("src", Secret(source_url), home)
     target = open_connector("warehouse", Secret(warehouse), home)
@@ -121,7 +129,7 @@ def load(warehouse: str, home: Path, source_url: str, request: ReadRequest, tabl
             stats = apply_load(
                 target, stream, LoadPlan(TableName(table), Strategy.REPLACE, (), None, window), Progress("test", 3600)
             )
-        assert stats.rows == len(ROWS_)
+        assert stats.rows == expected_rows
         return stats.path
     finally:
         source.close()
@@ -201,13 +209,25 @@ def mariadb_source(mysql_url: str) -> str:
 
 
 @pytest.mark.parametrize(
-    ("accept", "path"),
+    ("accept", "pgpq", "path"),
     [
-        (frozenset({PGCOPY, ARROW, ROWS}), "Arrow -> COPY (csv)"),
-        (frozenset({ROWS}), "rows"),
+        (frozenset({PGCOPY, ARROW, ROWS}), True, "Arrow -> COPY (binary)"),
+        (frozenset({PGCOPY, ARROW, ROWS}), False, "Arrow -> COPY (csv)"),
+        (frozenset({ROWS}), True, "rows"),
     ],
 )
-def test_mariadb_source(warehouse: str, tmp_path: Path, mariadb_source: str, accept: frozenset[str], path: str) -> None:
+def test_mariadb_source(
+    warehouse: str,
+    tmp_path: Path,
+    mariadb_source: str,
+    monkeypatch: pytest.MonkeyPatch,
+    accept: frozenset[str],
+    pgpq: bool,
+    path: str,
+) -> None:
+    """Binary COPY encoded from Arrow, its CSV fallback (pgpq missing), and Python rows."""
+    if not pgpq:
+        monkeypatch.setitem(sys.modules, "pgpq", None)  # import pgpq raises ImportError
     request = ReadRequest(table=TableName("hostile"), accept=accept, keys=("id",), chunk_size=2)
     assert load(warehouse, tmp_path, mariadb_source, request) == path
     assert_exact(warehouse)

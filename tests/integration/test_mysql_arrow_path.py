@@ -1,11 +1,12 @@
 """MariaDB -> PostgreSQL on the Arrow path with many rows: the read split into key ranges (gaps and
-uneven density in the key), batches formatted as CSV in slices and written by a second thread.
+uneven density in the key), batches encoded (binary COPY, or CSV) in slices and written by a second thread.
 Every row arrives exactly once, with its values, and the watermark is the source's max."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import sys
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -72,9 +73,18 @@ def arrow_project(mysql_url: str, pg_url: str, etl_home: Path, monkeypatch: pyte
     return rows
 
 
+@pytest.mark.parametrize(("pgpq", "path"), [(True, "binary"), (False, "csv")])
 def test_many_rows_through_key_ranges_and_the_writer_thread(
-    arrow_project: list[tuple], pg_url: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+    arrow_project: list[tuple],
+    pg_url: str,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    pgpq: bool,
+    path: str,
 ) -> None:
+    """Binary COPY encoded from Arrow, and CSV (pgpq missing)."""
+    if not pgpq:
+        monkeypatch.setitem(sys.modules, "pgpq", None)  # import pgpq raises ImportError
     ranges: list[str] = []
     real_open = connectors.mysql.MysqlConnector._open
 
@@ -86,7 +96,7 @@ def test_many_rows_through_key_ranges_and_the_writer_thread(
     with caplog.at_level(logging.INFO):
         result = run_cli("--project", "arrow_demo", "--load-type", "F")
     assert result.code == 0, result.stderr
-    assert "through Arrow -> COPY (csv)" in caplog.text
+    assert f"through Arrow -> COPY ({path})" in caplog.text
     assert len(ranges) >= 8  # about 12,000 rows in ranges of about 1,500
 
     with psycopg.connect(pg_url) as conn:
