@@ -79,6 +79,7 @@ etl_runs = Table(
     Column("host", String(255)),
     Column("pid", Integer),
     Column("purpose", String(20)),  # why the run ran, when not a plain load: "repair" (--verify --repair)
+    Column("orchestrator_run_id", String(250)),  # the scheduler's run id (Airflow's), --orchestrator-run-id
     Index("ix_etl_runs_project_run", "project", "run_id"),
 )
 

@@ -402,6 +402,7 @@ def _opening_values(
         "host": socket.gethostname(),
         "pid": os.getpid(),
         "purpose": "repair" if request.repair else None,
+        "orchestrator_run_id": request.orchestrator_run_id,
     }
 
 
