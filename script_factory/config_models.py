@@ -744,7 +744,7 @@ class ProjectFile(_Document):
     notify: NotifyDoc = Field(default_factory=NotifyDoc)
     retention: RetentionSpec = Field(default_factory=RetentionSpec)
     schedule: Cron | None = Field(None, description='A cron expression such as "0 6 * * *", for dags/.')
-    airflow: AirflowDoc = Field(default_factory=AirflowDoc)
+    airflow: AirflowDoc | None = Field(None, description="For dags/: how the project becomes an Airflow DAG.")
     publish: Literal["table", "run"] = Field(
         "table",
         description="table: each table commits with its checks and state; run: every warehouse load, its checks "
