@@ -5,6 +5,7 @@
     python script_runner.py --project sales_demo --start-date 2026-01-01 --end-date 2026-01-31
     python script_runner.py --project sales_demo --dry-run             # print the tasks, touch nothing
     python script_runner.py --project sales_demo --tables dim_customer # only these tables and their checks
+    python script_runner.py --project sales_demo --steps load --tables dim_customer  # that table's load only
     python script_runner.py --project sales_demo --verify [--repair]   # compare source and target by day
     python script_runner.py --project sales_demo --backfill --start-date 2024-01-01 --end-date 2024-12-31 --load-days 7
     python script_runner.py --history [--project sales_demo] [--last 20]   # the latest runs
@@ -30,7 +31,7 @@ from typing import Any, NoReturn
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # launchers call this file from anywhere
 
 from script_factory.exit_codes import ExitCode
-from script_factory.request import LoadType, RunRequest, check_project_name
+from script_factory.request import ALL_STEPS, LoadType, RunRequest, Step, check_project_name
 from utilities import interrupts
 from utilities.dates import parse_iso_datetime
 from utilities.errors import ConfigError, FatalError, LockedError, TransientError
@@ -82,6 +83,15 @@ def _days(text: str) -> int:
     return days
 
 
+def _steps(text: str) -> frozenset[Step]:
+    names = [name.strip().lower() for name in text.split(",") if name.strip()]
+    known = ", ".join(step.value for step in Step)
+    unknown = [name for name in names if name not in {step.value for step in Step}]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of steps (expected some of {known}, e.g. load)")
+    return frozenset(Step(name) for name in names)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog=PROG, description="Run an ETL project from customer_code/<project>/project.yml.", allow_abbrev=False
@@ -105,6 +115,19 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="A,B",
         help="run only these tables (target names, comma-separated) and the checks on them; with --new: the "
         "source's tables, e.g. 'erp.orders,erp.customers'",
+    )
+    parser.add_argument(
+        "--steps",
+        type=_steps,
+        default=ALL_STEPS,
+        metavar="S,T",
+        help="run only these phases: prepare (DDL, before_load), load (the table loads), finish (after_load, "
+        "checks, aggregations, outputs); default: all (an orchestrator runs each phase as its own task)",
+    )
+    parser.add_argument(
+        "--orchestrator-run-id",
+        metavar="ID",
+        help="the scheduler's run id (e.g. Airflow's), recorded in etl_runs.orchestrator_run_id",
     )
     parser.add_argument("--env", metavar="NAME", help="read .env, then .env.NAME over it (e.g. --env prod)")
     parser.add_argument(
@@ -208,12 +231,14 @@ def parse_request(argv: Sequence[str]) -> tuple[RunRequest | None, argparse.Name
         env_name=args.env,
         dry_run=args.dry_run,
         tables=args.tables,
+        steps=args.steps,
+        orchestrator_run_id=args.orchestrator_run_id,
     )
     return request, args
 
 
 _NEW_ONLY = ("source", "warehouse", "connection")  # --tables also selects the tables of a run
-_NOT_WITH_NEW = ("project", "list", "check", "verify", "repair", "start_date", "end_date", "env")
+_NOT_WITH_NEW = ("project", "list", "check", "verify", "repair", "start_date", "end_date", "env", "orchestrator_run_id")
 
 
 def _check_new_flags(args: argparse.Namespace) -> None:
@@ -311,6 +336,8 @@ def _check_verify_flags(args: argparse.Namespace) -> None:
         raise ConfigError("--repair reloads the days --verify finds: give --verify --repair")
     if args.verify and (args.dry_run or args.check):
         raise ConfigError(f"--verify cannot be combined with {'--dry-run' if args.dry_run else '--check'}")
+    if args.verify and args.steps != ALL_STEPS:
+        raise ConfigError("--verify compares tables by day; --steps does not apply")
     if args.verify and args.load_type is LoadType.FULL:
         raise ConfigError("--verify compares by day; --load-type does not apply (give dates to limit it)")
 

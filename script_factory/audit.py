@@ -80,6 +80,7 @@ etl_runs = Table(
     Column("host", String(255)),
     Column("pid", Integer),
     Column("purpose", String(20)),  # why the run ran, when not a plain load: "repair" (--verify --repair)
+    Column("orchestrator_run_id", String(250)),  # the scheduler's run id (Airflow's), --orchestrator-run-id
     Index("ix_etl_runs_project_run", "project", "run_id"),
 )
 
@@ -268,25 +269,29 @@ def _add_missing_columns(engine: Engine) -> None:
                     raise
 
 
-def open_run(conn: Connection, project: str, values: Mapping[str, Any]) -> int:
+def open_run(conn: Connection, project: str, values: Mapping[str, Any], orphans: bool | str = True) -> int:
     """Close as failed the rows of ``project`` a dead run left ``running`` (see :func:`_close_orphaned_rows`),
     then insert this run's row as ``running``; returns its run_id. Called under the project lock, after
-    the watermarks are read (a ``running`` row never holds one). On PostgreSQL it is one statement."""
+    the watermarks are read (a ``running`` row never holds one). On PostgreSQL it is one statement.
+    ``orphans``: a run that locks only some tables (the warehouse lock of a ``--tables`` run) closes
+    only the rows of runs of exactly those tables (its ``target_table``), or none (False)."""
     if conn.dialect.name == "postgresql":
-        run_id, closed = _open_run_in_one_statement(conn, project, values)
+        run_id, closed = _open_run_in_one_statement(conn, project, values, orphans)
     else:
-        closed = _close_orphaned_rows(conn, project)
+        closed = _close_orphaned_rows(conn, project, orphans)
         run_id = _new_id(conn.execute(insert(etl_runs).values(status=RUNNING, **values)))
     _say_closed(closed, project)
     return run_id
 
 
-def _open_run_in_one_statement(conn: Connection, project: str, values: Mapping[str, Any]) -> tuple[int, int]:
+def _open_run_in_one_statement(
+    conn: Connection, project: str, values: Mapping[str, Any], orphans: bool | str
+) -> tuple[int, int]:
     """The two UPDATEs of :func:`_close_orphaned_rows` as data-modifying CTEs of the INSERT: all three see the
     snapshot taken before it, so the new row is not among the rows closed."""
     from sqlalchemy import func
 
-    runs_update, tasks_update = _orphan_updates(project)
+    runs_update, tasks_update = _orphan_updates(project, orphans)
     runs = runs_update.returning(etl_runs.c.run_id).cte("etl_closed_runs")
     tasks = tasks_update.returning(etl_task_runs.c.task_run_id).cte("etl_closed_tasks")
     closed = select(func.count()).select_from(runs).scalar_subquery()
@@ -329,31 +334,33 @@ def save_table_state(conn: Connection, project: str, target_table: str, values: 
         conn.execute(insert(etl_table_state).values(project=project, target_table=target_table, **row))
 
 
-def _orphan_updates(project: str) -> tuple[Any, Any]:
-    """The UPDATEs that close the ``running`` rows of ``project`` (runs, then tasks)."""
+def _orphan_updates(project: str, orphans: bool | str = True) -> tuple[Any, Any]:
+    """The UPDATEs that close the ``running`` rows of ``project`` (runs, then tasks); ``orphans`` as in
+    :func:`open_run`."""
+    from sqlalchemy import false
+
     message = "the run ended without closing its audit row (killed or crashed); its open load was rolled back"
     now = utc_now()
-    runs = (
-        update(etl_runs)
-        .where(and_(etl_runs.c.project == project, etl_runs.c.status == RUNNING))
-        .values(status=FAILED, error_message=message, end_execution_time=now)
-    )
-    tasks = (
-        update(etl_task_runs)
-        .where(and_(etl_task_runs.c.project == project, etl_task_runs.c.status == RUNNING))
-        .values(status=FAILED, error_message=message, end_time=now)
-    )
+    which = and_(etl_runs.c.project == project, etl_runs.c.status == RUNNING)
+    if orphans is False:
+        which = false()
+    elif isinstance(orphans, str):
+        which = and_(which, etl_runs.c.target_table == orphans)
+    runs = update(etl_runs).where(which).values(status=FAILED, error_message=message, end_execution_time=now)
+    their_tasks = and_(etl_task_runs.c.project == project, etl_task_runs.c.status == RUNNING)
+    if orphans is not True:  # the snapshot before the runs' UPDATE (one statement on PostgreSQL; tasks first elsewhere)
+        their_tasks = and_(their_tasks, etl_task_runs.c.run_id.in_(select(etl_runs.c.run_id).where(which)))
+    tasks = update(etl_task_runs).where(their_tasks).values(status=FAILED, error_message=message, end_time=now)
     return runs, tasks
 
 
-def _close_orphaned_rows(conn: Connection, project: str) -> int:
+def _close_orphaned_rows(conn: Connection, project: str, orphans: bool | str = True) -> int:
     """Mark ``running`` rows of ``project`` as failed: called while holding the project lock, so any
     such row belongs to a run that was killed or crashed. A task row that a load committed already
     says ``success`` (it was written in the load's transaction). Returns how many runs were closed."""
-    runs, tasks = _orphan_updates(project)
-    closed = conn.execute(runs).rowcount
+    runs, tasks = _orphan_updates(project, orphans)
     conn.execute(tasks)
-    return int(closed)
+    return int(conn.execute(runs).rowcount)
 
 
 def _say_closed(closed: int, project: str) -> None:

@@ -319,6 +319,14 @@ class DedupeDoc(_Document):
     keep: Literal["latest_by_cursor"] = Field("latest_by_cursor", description="Which row is kept: latest_by_cursor.")
 
 
+class TableAirflowDoc(_Document):
+    """How the generated Airflow DAG (dags/etl_projects.py) runs this table; the runner ignores it."""
+
+    group: Name | None = Field(
+        None, description="Tables with the same group run in one Airflow task (default: one task per table)."
+    )
+
+
 class TableDoc(_Document):
     """A table to load: its source, its target and how rows are applied."""
 
@@ -369,6 +377,7 @@ class TableDoc(_Document):
     transform: Identifier | None = Field(
         None, description="A function of script_worker.py: Batch -> Batch, run on each chunk last."
     )
+    airflow: TableAirflowDoc | None = Field(None, description="For dags/: the Airflow task this table runs in.")
 
     @field_validator("keys")
     @classmethod
@@ -716,6 +725,19 @@ def _label(item: Any) -> str:
     return str(item.name)
 
 
+class AirflowDoc(_Document):
+    """How dags/etl_projects.py turns this project into an Airflow DAG; the runner ignores it."""
+
+    owner: Description | None = Field(None, description="The DAG's owner (default: airflow).")
+    tags: tuple[Name, ...] = Field((), description="Tags of the DAG, beside etl and the project's name.")
+    catchup: bool = Field(False, description="Run the schedule's missed intervals (Airflow's catchup).")
+    windows: Literal["watermark", "interval"] = Field(
+        "watermark",
+        description="watermark: each run is a normal incremental run; interval: each task loads Airflow's data "
+        "interval (--start-date/--end-date), so reruns and Airflow's backfill are idempotent.",
+    )
+
+
 MAX_PARALLEL = 32  # tables loading at once; each holds two or three connections
 
 
@@ -755,6 +777,7 @@ class ProjectFile(_Document):
         description="Upstream projects: a run stops with exit code 5 (a skipped audit row) unless each one's latest "
         "run succeeded within its max_age.",
     )
+    airflow: AirflowDoc | None = Field(None, description="For dags/: how the project becomes an Airflow DAG.")
     publish: Literal["table", "run"] = Field(
         "table",
         description="table: each table commits with its checks and state; run: every warehouse load, its checks "

@@ -5,9 +5,10 @@ function and its parameters, every connection's URL and connector). Its one data
 with pattern entries under ``tables:`` lists their sources' catalogs first (script_factory/expand.py),
 so the tasks, ``--dry-run`` and ``--tables`` see ordinary tables. Task order: warehouse DDL,
 before_load functions, table loads (as listed), after_load functions, quality checks, aggregations,
-outputs. ``--tables`` keeps the DDL, the functions, the loads of those tables and the checks on them,
-and leaves the aggregations and outputs out (they read the whole warehouse); a repair run keeps only
-the DDL and its table's load.
+outputs, in three phases that ``--steps`` selects from: ``prepare`` (the DDL and before_load),
+``load`` and ``finish`` (after_load, checks, aggregations, outputs). ``--tables`` keeps the DDL, the
+functions, the loads of those tables and the checks on them, and leaves the aggregations and outputs
+out (they read the whole warehouse); a repair run keeps only the DDL and its table's load.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from script_factory.config import CheckSpec, FunctionSpec, ProjectConfig, Strate
 from script_factory.expand import describe_pattern, expand_patterns
 from script_factory.listing import project_names as folders_with_a_project
 from script_factory.pii import pii_key
-from script_factory.request import RunRequest
+from script_factory.request import RunRequest, Step
 from script_factory.settings import DEFAULT_WAREHOUSE_URL, Settings, connection_variable
 from script_factory.steps.checks import preview_checks, run_checks
 from script_factory.steps.function import call_function
@@ -102,14 +103,13 @@ def build_plan(request: RunRequest, settings: Settings, expand: bool = True) -> 
     only = _selected(project, request.tables)
     if request.repair:
         return Plan(project=project, tasks=(*_ddl_tasks(a), *_load_tasks(a, only)), connection_urls=urls)
+    steps = request.steps
     tasks = (
-        *_ddl_tasks(a),
-        *_function_tasks(a, "before_load"),
-        *_load_tasks(a, only),
-        *_function_tasks(a, "after_load"),
-        *_check_tasks(a, only),
+        *(_ddl_tasks(a) + _function_tasks(a, "before_load") if Step.PREPARE in steps else ()),
+        *(_load_tasks(a, only) if Step.LOAD in steps else ()),
+        *(_function_tasks(a, "after_load") + _check_tasks(a, only) if Step.FINISH in steps else ()),
     )
-    after = (*_aggregation_tasks(a), *_output_tasks(a))
+    after = (*_aggregation_tasks(a), *_output_tasks(a)) if Step.FINISH in steps else ()
     notes = [f"{where}: {'expanded' if expand else 'left out (not expanded)'}" for where in patterns]
     if note := _parallel_note(project, tasks):
         notes.append(note)

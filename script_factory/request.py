@@ -14,6 +14,17 @@ from utilities.errors import ConfigError
 PROJECT_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
 
+class Step(StrEnum):
+    """The phases of a run, for ``--steps`` (an orchestrator runs each phase as its own task)."""
+
+    PREPARE = "prepare"  # the warehouse DDL and the before_load functions
+    LOAD = "load"  # the table loads (with their gates)
+    FINISH = "finish"  # the after_load functions, the quality checks, the aggregations and the outputs
+
+
+ALL_STEPS = frozenset(Step)
+
+
 class LoadType(StrEnum):
     """``I`` loads the window after the previous watermark; ``F`` reloads everything."""
 
@@ -33,6 +44,8 @@ class RunRequest:
     dry_run: bool = False
     tables: tuple[str, ...] = ()  # load only these target tables (and their DDL and gates); () = everything
     repair: bool = False  # each table's window is replaced (delete_insert), whatever its strategy
+    steps: frozenset[Step] = ALL_STEPS  # the phases to run (``--steps``); every one by default
+    orchestrator_run_id: str | None = None  # the scheduler's own run id (Airflow's), kept on the audit row
 
 
 def check_project_name(name: str, option: str = "--project") -> str:

@@ -35,7 +35,6 @@ from script_factory import __version__, audit
 from script_factory.audit_writer import AuditWriter
 from script_factory.context import Connections, RunContext
 from script_factory.factory import Plan
-from script_factory.lock import ProjectLock
 from script_factory.outcome import (
     FAILED,
     INTERRUPTED,
@@ -55,6 +54,7 @@ from script_factory.retry import retrying
 from script_factory.settings import REPO_ROOT, Settings
 from script_factory.task import StepResult, Task
 from script_factory.upstream import check_upstreams
+from script_factory.warehouse_lock import run_lock
 from script_factory.window import Window, next_watermark, resolve_windows
 from utilities import interrupts, logs, retention
 from utilities.dates import encode_cursor, extreme, utc_now
@@ -80,12 +80,14 @@ def run(plan: Plan, request: RunRequest, settings: Settings) -> RunSummary:
     """
     project = plan.project
     started = utc_now()
-    with ProjectLock(settings.paths.locks, project.name):
+    lock_connections = Connections(plan.connection_urls, settings.paths.home, settings.variables, project.name)
+    warehouse = lock_connections.sql_connector(project.warehouse)
+    with run_lock(warehouse, settings.paths.locks, project.name, request.tables) as lock:
         log_file = logs.install_run_log(  # None if the log file cannot be made: console only
             settings.paths.logs, project.name, started.astimezone(), settings.masker, _log_level(settings)
         )
         try:
-            summary = _execute(plan, request, settings, started, log_file)
+            summary = _execute(plan, request, settings, started, log_file, lock.scope)
             _finish(plan, settings, summary)
         finally:
             logs.remove()
@@ -93,7 +95,12 @@ def run(plan: Plan, request: RunRequest, settings: Settings) -> RunSummary:
 
 
 def _execute(
-    plan: Plan, request: RunRequest, settings: Settings, started: datetime, log_file: Path | None
+    plan: Plan,
+    request: RunRequest,
+    settings: Settings,
+    started: datetime,
+    log_file: Path | None,
+    scope: tuple[str, ...] | None = None,
 ) -> RunSummary:
     """Audit row, windows, tasks; returns the summary with the outcome decided once."""
     project = plan.project
@@ -125,7 +132,9 @@ def _execute(
             lambda table: writer.write("read a watermark", lambda c: audit.previous_max(c, project.name, table)),
         )
         opening = _opening_values(plan, request, settings, windows, run_window, started, warehouse, log_file)
-        run_id = writer.write("open the audit row", lambda conn: audit.open_run(conn, project.name, opening))
+        # a lock of some tables: only a dead run of exactly those tables can be closed (others may be live)
+        orphans: bool | str = True if scope is None else (opening["target_table"] or False)
+        run_id = writer.write("open the audit row", lambda conn: audit.open_run(conn, project.name, opening, orphans))
         if project.depends_on:  # before any task: nothing but the warehouse has been connected
             writer.write(
                 "check the upstream projects",
@@ -412,6 +421,7 @@ def _opening_values(
         "host": socket.gethostname(),
         "pid": os.getpid(),
         "purpose": "repair" if request.repair else None,
+        "orchestrator_run_id": request.orchestrator_run_id,
     }
 
 

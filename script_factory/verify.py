@@ -40,12 +40,12 @@ from script_factory.drift import (
 )
 from script_factory.exit_codes import ExitCode
 from script_factory.factory import Plan, build_plan
-from script_factory.lock import ProjectLock
 from script_factory.outcome import describe
 from script_factory.request import LoadType, RunRequest
 from script_factory.retry import retrying
 from script_factory.runner import run
 from script_factory.settings import Settings
+from script_factory.warehouse_lock import run_lock
 from script_factory.window import resolve_window
 from utilities.dates import utc_now, zone
 from utilities.errors import FatalError
@@ -155,7 +155,7 @@ def _compare_all(
     queries = {t.target_table: t.bound_parameters().get("sql") for t in plan.tasks if t.kind == "load"}
     connections = Connections(plan.connection_urls, settings.paths.home, settings.variables, project.name)
     try:
-        with ProjectLock(settings.paths.locks, project.name):
+        with run_lock(connections.sql_connector(project.warehouse), settings.paths.locks, project.name):
             verdicts = []
             for table in tables:
                 name = str(table.target)
