@@ -104,11 +104,14 @@ def _failing(
         count = conn.execute(select(func.count()).select_from(table)).scalar_one()
         low, high = opts["min"], opts["max"]
         bad = (low is not None and count < low) or (high is not None and count > high)
-        return CheckOutcome(
-            1 if bad else 0,
-            f"{count} row(s); expected between {low if low is not None else '-'} "
-            f"and {high if high is not None else '-'}",
+        wanted = (
+            f"between {low} and {high}"
+            if low is not None and high is not None
+            else f"at least {low}"
+            if low is not None
+            else f"at most {high}"
         )
+        return CheckOutcome(1 if bad else 0, f"{count} row(s); expected {wanted}")
     if kind == "freshness":
         newest = conn.execute(select(func.max(_column(table, opts["column"])))).scalar_one()
         return _freshness(newest, opts["max_age"], now, source_zone, opts["column"])

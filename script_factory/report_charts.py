@@ -101,7 +101,7 @@ def series(name: str, points: Sequence[tuple[datetime, float, bool, str]], unit:
         for (x, y), (_, _, flagged, tip) in zip(xy, points, strict=True):
             style = 'r="5" fill="#c62828" class="dot anomaly"' if flagged else 'r="3" fill="#1565c0" class="dot"'
             parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" {style}><title>{escape(tip)}</title></circle>')
-        parts.append(f'<text x="{PAD}" y="10" font-size="10">{escape(name)}: max {top:,.1f} {escape(unit)}</text>')
+        parts.append(f'<text x="{PAD}" y="10" font-size="10">{escape(name)}: max {_figure(top)} {escape(unit)}</text>')
         parts.append(_axis(points[0][0], points[-1][0], height))
     else:
         parts.append(f'<text x="{WIDTH / 2}" y="50" font-size="12" text-anchor="middle">no data</text>')
@@ -121,5 +121,10 @@ def daily(points: Sequence[tuple[datetime, float, bool, str]], limit: int) -> li
     for day, group in sorted(days.items()):
         top = max(v for _, v, _, _ in group)
         flagged = any(f for _, _, f, _ in group)
-        out.append((day, top, flagged, f"{day:%Y-%m-%d}: {len(group)} loads, max {top:,.1f}"))
+        out.append((day, top, flagged, f"{day:%Y-%m-%d}: {len(group)} loads, max {_figure(top)}"))
     return out
+
+
+def _figure(value: float) -> str:
+    """A chart's figure: whole numbers (rows) without decimals, others (seconds) with one."""
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.1f}"
