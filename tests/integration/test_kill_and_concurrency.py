@@ -124,7 +124,10 @@ def test_sigkill_mid_load_leaves_the_target_unchanged_and_the_next_run_completes
     assert last.returncode == 0, err
     assert scalar(url, "SELECT count(*) FROM big_items") == BIG_ROWS
     assert scalar(url, "SELECT count(DISTINCT id) FROM big_items") == BIG_ROWS
-    assert "took over the lock of project big left by a run that did not finish" in err
+    if url.startswith("postgresql"):  # the warehouse's advisory lock died with the killed run's session
+        assert "took over the lock" not in err
+    else:  # the file lock records its holder, which is gone
+        assert "took over the lock of project big left by a run that did not finish" in err
     statuses = scalar(
         url,
         "SELECT string_agg(status, ',') FROM (SELECT status FROM etl_runs ORDER BY run_id) s"
