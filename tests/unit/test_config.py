@@ -147,8 +147,8 @@ def test_every_error_of_the_file_is_reported_at_once(tmp_path: Path) -> None:
         ({**BASE, "schedule": "61 * * * *"}, "schedule: expected a cron expression"),
         (
             with_table(bogus=1),
-            "tables[0] (t1).bogus: unknown key (expected one of: chunk_size, columns, continue_on_error, create, "
-            "cursor,",
+            "tables[0] (t1).bogus: unknown key (expected one of: airflow, chunk_size, columns, continue_on_error, "
+            "create, cursor,",
         ),
         (
             {**BASE, "checks": [{"kind": "unique", "table": "t1", "columns": ["id"], "column": "id"}]},

@@ -78,7 +78,8 @@ def test_a_bad_default_is_reported_once_at_defaults(tmp_path: Path) -> None:
     [
         (
             {"bogus": 1},
-            "defaults.bogus: unknown key (expected one of: chunk_size, columns, continue_on_error, create, cursor,",
+            "defaults.bogus: unknown key (expected one of: airflow, chunk_size, columns, continue_on_error, create, "
+            "cursor,",
         ),
         ({"target": "x"}, "defaults.target: unknown key"),
         ({"source": {"connection": "erp", "query": "sql/a.sql"}}, "defaults.source: query says what one table reads"),
