@@ -66,3 +66,45 @@ def test_backfill_launcher(etl_home: Path) -> None:
     assert again.returncode == 0 and "starting over" in again.stdout
     usage = sh(folder / "backfill.sh", "bf", "2024-01-01", home=etl_home)
     assert usage.returncode == 2 and "usage: backfill.sh PROJECT START END" in usage.stderr
+
+
+STUB_DOCKER = """#!/bin/sh
+# a stand-in for the docker CLI: the image exists, and "run" prints its arguments one per line
+case "$1" in
+  image|version|info) exit 0 ;;
+  run) shift; for a in "$@"; do printf '<%s>\\n' "$a"; done; exit 0 ;;
+esac
+exit 9
+"""
+
+
+def test_backfill_docker_launcher_passes_the_range_into_the_container(tmp_path: Path) -> None:
+    """backfill_docker.sh -> _docker.sh -> docker run ... IMAGE --project P --backfill ... (a stub docker on PATH)."""
+    root = tmp_path / "checkout"
+    (root / "script_runner").mkdir(parents=True)
+    for name in ("backfill_docker.sh", "_docker.sh", "_args.sh"):
+        shutil.copy2(REPO / "script_runner" / name, root / "script_runner" / name)
+    for folder in ("customer_code", "warehouse", "aggregations", "metadata"):
+        (root / folder).mkdir()
+    (root / "customer_code" / "sales_demo").mkdir()
+    (root / "customer_code" / "sales_demo" / "project.yml").write_text("project: sales_demo\n")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "docker").write_text(STUB_DOCKER)
+    (bin_dir / "docker").chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ETL_")}
+    env["PATH"] = f"{bin_dir}:{env['PATH']}"
+    script = root / "script_runner" / "backfill_docker.sh"
+    done = subprocess.run(
+        [str(script), "sales_demo", "2024-01-01", "2024-12-31", "7", "--redo-failed"],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    argv = [line[1:-1] for line in done.stdout.splitlines() if line.startswith("<")]
+    image = next(i for i, a in enumerate(argv) if a.startswith("etl-runner"))
+    assert argv[image + 1 :] == [
+        "--project", "sales_demo", "--load-type", "I", "--backfill", "--start-date", "2024-01-01",
+        "--end-date", "2024-12-31", "--load-days", "7", "--redo-failed",
+    ]  # fmt: skip
+    usage = subprocess.run([str(script), "sales_demo"], env=env, capture_output=True, text=True, check=False)
+    assert usage.returncode == 2 and "usage: backfill_docker.sh" in usage.stderr

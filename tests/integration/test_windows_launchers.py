@@ -64,7 +64,15 @@ def launcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A copy of the launchers beside a stub .venv; yields script_runner\\sales_demo.bat."""
     root = tmp_path_factory.mktemp("win")
     (root / "script_runner").mkdir()
-    for name in ("_launch.bat", "sales_demo.bat", "_docker.bat", "sales_demo_docker.bat", "backfill.bat", "chain.bat"):
+    for name in (
+        "_launch.bat",
+        "sales_demo.bat",
+        "_docker.bat",
+        "sales_demo_docker.bat",
+        "backfill.bat",
+        "chain.bat",
+        "backfill_docker.bat",
+    ):
         shutil.copy(REPO / "script_runner" / name, root / "script_runner" / name)
     (root / "script_runner.py").touch()
     scripts = root / ".venv" / "Scripts"
@@ -149,10 +157,12 @@ class DockerCall:
     stderr: str
 
 
-def run_docker_bat(launcher: Path, *args: str, on_path: bool = True, **env: str) -> DockerCall:
-    """``sales_demo_docker.bat ARGS`` with the stub docker.exe on PATH (or not), and ``env`` set."""
+def run_docker_bat(
+    launcher: Path, *args: str, on_path: bool = True, name: str = "sales_demo_docker.bat", **env: str
+) -> DockerCall:
+    """``<name> ARGS`` (sales_demo_docker.bat) with the stub docker.exe on PATH (or not), and ``env`` set."""
     root = launcher.parent.parent
-    bat = root / "script_runner" / "sales_demo_docker.bat"
+    bat = root / "script_runner" / name
     extra = {"WINEPATH": "Z:" + str(root / "bin").replace("/", "\\")} if on_path else {}
     done = subprocess.run(
         ["wine", "cmd", "/c", "Z:" + str(bat).replace("/", "\\"), *args],
@@ -189,6 +199,19 @@ def test_the_docker_launcher_mounts_the_folders_and_forwards_every_argument(laun
         "--project", "sales_demo", "--load-type", "F", "--start-date", "2026-01-01", "--end-date", "2026-01-31",
         "--dry-run", "--tables", "orders", "--env", "prod", "--check",
     ]  # fmt: skip
+
+
+def test_backfill_docker_bat_passes_the_range_and_window_length_into_the_container(launcher: Path) -> None:
+    call = run_docker_bat(
+        launcher, "sales_demo", "2024-01-01", "2024-12-31", "7", "--redo-failed", name="backfill_docker.bat"
+    )
+    assert call.code == 0, call.stderr
+    image = call.argv.index("etl-runner:latest")
+    assert call.argv[image + 1 :] == [
+        "--project", "sales_demo", "--load-type", "I", "--backfill", "--start-date", "2024-01-01",
+        "--end-date", "2024-12-31", "--load-days", "7", "--redo-failed",
+    ]  # fmt: skip
+    assert run_docker_bat(launcher, "sales_demo", name="backfill_docker.bat").code == 2
 
 
 def test_the_docker_launcher_mounts_the_env_files_and_passes_the_etl_variables(launcher: Path) -> None:
