@@ -12,7 +12,6 @@ from dataclasses import is_dataclass
 from typing import Any
 
 from connectors import open_connector
-from script_factory import audit
 from script_factory.context import Connections, RunContext
 from script_factory.factory import Plan
 from script_factory.request import RunRequest
@@ -85,6 +84,8 @@ def _read_only_engine(plan: Plan, settings: Settings) -> tuple[Any, str]:
     path = getattr(warehouse, "path", None)
     if path is not None and not path.is_file():
         return None, f"none yet ({path} does not exist)"
+    from script_factory import audit  # SQLAlchemy: only when there is a warehouse to read
+
     try:
         engine = warehouse.engine  # type: ignore[attr-defined]
         with engine.connect() as conn:
@@ -101,6 +102,8 @@ def _watermarks(engine: Any, project: str) -> Callable[[str], CursorValue | None
     """Reads a table's watermark, or None when there is no audit table to read it from."""
     if engine is None:
         return None
+
+    from script_factory import audit
 
     def read(table: str) -> CursorValue | None:
         with engine.connect() as conn:

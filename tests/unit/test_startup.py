@@ -1,5 +1,6 @@
-"""Start-up stays light: a dry run of the demo imports no heavy driver, and the driver of a
-connection is imported only when that connection is used."""
+"""Start-up stays light: a dry run of the demo imports no heavy driver (SQLAlchemy only, to compile the SQL
+it shows in the source's dialect), and the driver of a connection is imported only when that connection is
+used."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ HEAVY = [
     "pymysql",
     "duckdb",
     "pandas",
+    "psycopg",
+    "pyarrow",
 ]
 PROBE = """
 import io, json, sys
