@@ -1,7 +1,9 @@
 """``--dry-run``: print the assembled tasks, their bound parameters and the SQL they would run.
 
 Nothing is written and nothing is created: the watermark is read only if the audit table already
-exists, and an embedded SQLite warehouse that does not exist yet is not opened.
+exists, and an embedded SQLite warehouse that does not exist yet is not opened. So a dry run connects
+(and imports a driver) only to read the watermarks of a warehouse that exists; the SQL it prints is
+compiled by SQLAlchemy in the source's dialect, which needs no driver.
 """
 
 from __future__ import annotations
