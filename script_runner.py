@@ -6,7 +6,12 @@
     python script_runner.py --project sales_demo --dry-run             # print the tasks, touch nothing
     python script_runner.py --project sales_demo --tables dim_customer # only these tables and their checks
     python script_runner.py --project sales_demo --verify [--repair]   # compare source and target by day
+    python script_runner.py --project sales_demo --backfill --start-date 2024-01-01 --end-date 2024-12-31 --load-days 7
+    python script_runner.py --history [--project sales_demo] [--last 20]   # the latest runs
+    python script_runner.py --status [--project sales_demo]            # watermarks, last runs, locks, next runs
+    python script_runner.py --schedule-print | --schedule-install cron  # the projects' schedules
     python script_runner.py --list                                     # projects and their tables
+    python script_runner.py --report [--project P] [--days 30] [--out FILE.html]   # the HTML run report
     python script_runner.py --new erp_sync --source URL --tables 'erp.orders,erp.customers' [--warehouse URL]
 
 Bad input stops here with one line on stderr and exit code 2; nothing has connected by then (but the
@@ -67,6 +72,16 @@ def _tables(text: str) -> tuple[str, ...]:
     return names
 
 
+def _days(text: str) -> int:
+    try:
+        days = int(text)
+    except ValueError:
+        days = 0
+    if days < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of days (expected a whole number, 1 or more)")
+    return days
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog=PROG, description="Run an ETL project from customer_code/<project>/project.yml.", allow_abbrev=False
@@ -109,6 +124,45 @@ def build_parser() -> argparse.ArgumentParser:
         "--repair", action="store_true", help="with --verify: reload exactly the days that differ, then compare again"
     )
     parser.add_argument("--list", action="store_true", help="list the projects and their tables")
+    operate = parser.add_argument_group("what happened, and when it runs next")
+    operate.add_argument("--history", action="store_true", help="the latest runs (of --project, else of all)")
+    operate.add_argument("--last", type=_days, metavar="N", help="with --history: how many runs (default 20)")
+    operate.add_argument(
+        "--status",
+        action="store_true",
+        help="each project's (or --project's) last runs, locks, next scheduled runs and table watermarks",
+    )
+    operate.add_argument(
+        "--schedule-print", action="store_true", help="the crontab lines and schtasks commands of the schedules"
+    )
+    operate.add_argument(
+        "--schedule-install",
+        choices=["cron"],
+        metavar="cron",
+        help="install the schedules into the user's crontab (idempotent; Windows: use --schedule-print)",
+    )
+    backfill = parser.add_argument_group("a resumable backfill (--backfill)")
+    backfill.add_argument(
+        "--backfill",
+        action="store_true",
+        help="load --start-date..--end-date in windows of --load-days days, one run each, recorded in "
+        "etl_backfill_chunks; the same command again resumes at the first window that did not succeed",
+    )
+    backfill.add_argument("--load-days", type=_days, metavar="N", help="with --backfill: days per window")
+    backfill.add_argument(
+        "--redo-failed", action="store_true", help="with --backfill: re-run only the windows that failed"
+    )
+    backfill.add_argument("--restart", action="store_true", help="with --backfill: forget the ledger, run every window")
+    report = parser.add_argument_group("the HTML run report (--report)")
+    report.add_argument(
+        "--report",
+        action="store_true",
+        help="write one self-contained HTML file from the audit tables (of --project, else of every project)",
+    )
+    report.add_argument("--days", type=_days, default=30, metavar="N", help="with --report: the last N days (30)")
+    report.add_argument(
+        "--out", type=Path, metavar="FILE.html", help="with --report: where (default metadata/output/reports/)"
+    )
     new = parser.add_argument_group("a new project from a source's catalog (--new)")
     new.add_argument(
         "--new",
@@ -133,12 +187,17 @@ def parse_request(argv: Sequence[str]) -> tuple[RunRequest | None, argparse.Name
     """The validated request (None with ``--list``) and the raw arguments; ConfigError on bad input."""
     args = build_parser().parse_args(list(argv))
     _check_new_flags(args)
-    if args.list or args.new:
+    reporting = _check_report_flags(args)
+    _check_html_report_flags(args)
+    if reporting or args.list or args.new or args.report:
+        if args.report and args.project:
+            check_project_name(args.project)
         return None, args
     if not args.project:
         raise ConfigError(f"--project is required (see {PROG} --list for the projects)")
     check_project_name(args.project)  # before anything is read: no path can leave customer_code/
     _check_verify_flags(args)
+    _check_backfill_flags(args)
     if args.start_date and args.end_date:
         _check_order(args.start_date, args.end_date)
     request = RunRequest(
@@ -175,6 +234,78 @@ def _check_new_flags(args: argparse.Namespace) -> None:
         raise ConfigError(f"--new cannot be combined with {clashing[0]}; create the project first, then run it")
 
 
+_REPORTS = ("history", "status", "schedule_print", "schedule_install", "list")
+
+
+def _check_report_flags(args: argparse.Namespace) -> bool:
+    """Whether a report (--history, --status, --schedule-*, --list) was asked for, alone and well formed."""
+    if args.last is not None and not args.history:
+        raise ConfigError("--last belongs to --history (e.g. --history --last 50)")
+    asked = [f"--{n.replace('_', '-')}" for n in _REPORTS if getattr(args, n)]
+    if len(asked) > 1:
+        raise ConfigError(f"{asked[0]} and {asked[1]} cannot be combined: give one of them")
+    if not asked or asked[0] == "--list":
+        return False
+    others = [
+        f"--{n.replace('_', '-')}" for n in ("backfill", "dry_run", "check", "verify", "start_date") if getattr(args, n)
+    ]
+    if others:
+        raise ConfigError(f"{asked[0]} cannot be combined with {others[0]}")
+    if args.project is not None:
+        check_project_name(args.project)
+    return True
+
+
+def _check_backfill_flags(args: argparse.Namespace) -> None:
+    """``--backfill`` needs the range and the window length; its options mean nothing without it."""
+    if not args.backfill:
+        given = [f"--{n.replace('_', '-')}" for n in ("load_days", "redo_failed", "restart") if getattr(args, n)]
+        if given:
+            raise ConfigError(f"{given[0]} belongs to --backfill (see {PROG} --help)")
+        return
+    missing = [f"--{n.replace('_', '-')}" for n in ("start_date", "end_date", "load_days") if not getattr(args, n)]
+    if missing:
+        raise ConfigError(
+            f"--backfill needs {', '.join(missing)} (e.g. --backfill --start-date 2024-01-01 --end-date 2024-12-31 "
+            "--load-days 7)"
+        )
+    clashing = [f"--{n.replace('_', '-')}" for n in ("dry_run", "check", "verify") if getattr(args, n)]
+    if clashing:
+        raise ConfigError(f"--backfill cannot be combined with {clashing[0]}")
+    if args.redo_failed and args.restart:
+        raise ConfigError("--redo-failed and --restart exclude each other: give one of them")
+
+
+def _check_html_report_flags(args: argparse.Namespace) -> None:
+    """``--report [--project P] [--days N] [--out FILE]`` reads the audit tables and runs nothing."""
+    if not args.report:
+        if args.out is not None or args.days != 30:
+            raise ConfigError(f"--days and --out belong to --report (see {PROG} --help)")
+        return
+    clashing = [
+        f"--{name.replace('_', '-')}"
+        for name in (
+            "list",
+            "new",
+            "check",
+            "verify",
+            "repair",
+            "dry_run",
+            "start_date",
+            "end_date",
+            "tables",
+            "backfill",
+            "history",
+            "status",
+            "schedule_print",
+            "schedule_install",
+        )
+        if getattr(args, name)
+    ]
+    if clashing:
+        raise ConfigError(f"--report cannot be combined with {clashing[0]}; it reads the audit tables and runs nothing")
+
+
 def _check_verify_flags(args: argparse.Namespace) -> None:
     if args.repair and not args.verify:
         raise ConfigError("--repair reloads the days --verify finds: give --verify --repair")
@@ -202,8 +333,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings(args.env)
         if args.new:
             return _new_project(args, settings)
+        if args.report:
+            from script_factory.factory import load_project_config
+            from script_factory.report_html import make_report
+            from script_factory.settings import WAREHOUSE_CONNECTION
+
+            project = load_project_config(args.project, settings) if args.project else None
+            warehouse = project.warehouse if project else WAREHOUSE_CONNECTION
+            path = make_report(settings, args.project, args.days, args.out, warehouse)
+            print(f"report: {path}")
+            return ExitCode.SUCCESS
         if request is None:
-            print(_listing(settings))
+            print(_report(args, settings))
             return ExitCode.SUCCESS
         from script_factory.factory import build_plan
 
@@ -227,6 +368,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         paths = settings.paths  # a file where a run folder belongs: exit 2 before anything connects
         check_folders(paths.home, [paths.logs / request.project, paths.output / request.project, paths.locks])
+        if args.backfill:
+            from script_factory.backfill import REDO_FAILED, RESTART, RESUME, Backfill, run_backfill
+
+            mode = REDO_FAILED if args.redo_failed else RESTART if args.restart else RESUME
+            return run_backfill(
+                plan, Backfill(request, args.load_days, mode), settings, lambda line: print(line, flush=True)
+            )
         if args.verify:
             from script_factory.verify import verify_project
 
@@ -235,6 +383,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         summary = run(plan, request, settings)
         print(summary_text(summary, settings.paths.home))
+        if summary.exit_code is ExitCode.UPSTREAM_NOT_READY:
+            print(f"{PROG}: {summary.outcome.error}", file=sys.stderr)
         if summary.exit_code is ExitCode.INTERRUPTED:
             said = (
                 INTERRUPTED_LINE
@@ -273,6 +423,23 @@ def _new_project(args: argparse.Namespace, settings: Any) -> int:
     )
     print("\n".join(create_project(request, settings, windows=os.name == "nt")))
     return ExitCode.SUCCESS
+
+
+def _report(args: argparse.Namespace, settings: Any) -> str:
+    """The text of --history, --status, --schedule-print, --schedule-install or --list."""
+    if args.history or args.status:
+        from script_factory.history import history_text, status_text
+
+        return (
+            history_text(settings, args.project, args.last or 20)
+            if args.history
+            else status_text(settings, args.project)
+        )
+    if args.schedule_print or args.schedule_install:
+        from script_factory.schedule import install_cron, print_text
+
+        return print_text(settings, args.env) if args.schedule_print else install_cron(settings, args.env)
+    return _listing(settings)
 
 
 def _listing(settings: Any) -> str:

@@ -38,7 +38,7 @@ from psycopg import sql
 
 REPO = Path(__file__).resolve().parent.parent
 PROJECTS = REPO / "bench" / "projects"
-SIZES = {"1m": 1_000_000, "6m": 6_000_000}
+SIZES = {"1m": 1_000_000, "6m": 6_000_000, "20k": 20_000}  # 20k: a quick check that the script works
 
 BUILD = """
 CREATE TABLE {table} (
@@ -88,7 +88,7 @@ class Figures:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432", help="server URL, no database")
-    parser.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
+    parser.add_argument("--sizes", nargs="+", default=["1m", "6m"], choices=list(SIZES))
     parser.add_argument("--changes", type=int, default=10_000, help="changed rows per incremental run")
     parser.add_argument("--runs", type=int, default=5, help="rounds (each: full, cold I, warm Is) per version")
     parser.add_argument("--warm", type=int, default=2, help="warm incremental runs per round and version")
@@ -186,6 +186,16 @@ def _home() -> Path:
     home = Path(tempfile.gettempdir()) / "etl_merge_home"
     for part in ("customer_code", "warehouse"):
         shutil.copytree(PROJECTS / part, home / part, dirs_exist_ok=True)
+    for size in SIZES:  # a size without its project in the repository (20k) gets the 1m one, renamed
+        project = home / "customer_code" / f"bench_merge_{size}" / "project.yml"
+        if not project.exists():
+            project.parent.mkdir(parents=True, exist_ok=True)
+            template = PROJECTS / "customer_code" / "bench_merge_1m" / "project.yml"
+            project.write_text(template.read_text(encoding="utf-8").replace("1m", size), encoding="utf-8")
+            ddl = (PROJECTS / "warehouse" / "bench_merge" / "sales_1m.sql").read_text(encoding="utf-8")
+            (home / "warehouse" / "bench_merge" / f"sales_{size}.sql").write_text(
+                ddl.replace("merge_1m", f"merge_{size}"), encoding="utf-8"
+            )
     return home
 
 

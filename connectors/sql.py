@@ -415,6 +415,7 @@ class SqlConnector(Connector):
                             conn.exec_driver_sql(statement)
                     session = SqlLoadSession(self, conn, target)
                     yield session
+                    session.rows_in()  # nothing owed is left out of the commit
                     if session.stage is not None:
                         self.drop_stage(conn, session.stage)
             except BaseException:
@@ -512,6 +513,12 @@ class SqlConnector(Connector):
     def truncate(self, conn: Connection, table: Table) -> None:
         """Empty ``table`` inside the caller's transaction."""
         conn.execute(table.delete())
+
+    def empty_for_reload(self, conn: Connection, table: Table) -> Sequence[str]:
+        """Empty ``table`` for a full reload inside the caller's transaction; the statements to run once
+        the new rows are in (a target that builds its indexes after the rows returns them here)."""
+        self.truncate(conn, table)
+        return ()
 
     def temp_table_options(self) -> Mapping[str, Any]:
         """Extra ``Table`` keyword arguments for a connection's temporary staging table."""

@@ -56,6 +56,7 @@ class SqlLoadSession(LoadSession):
         names = {c.name: c.name for c in self.table.columns}
         self.columns = match_columns(target.columns, names, target, "add it to the warehouse DDL")
         self.stage: Table | None = None
+        self._after_rows: Sequence[str] = ()  # statements owed once the rows are in (indexes to rebuild)
 
     def sql_connection(self) -> Connection:
         return self.conn
@@ -81,6 +82,8 @@ class SqlLoadSession(LoadSession):
     def write_rows(self, stream: RowStream, op: WriteRows, progress: Progress) -> LoadStats:
         into = self._create_stage() if op.into == STAGE else self.table
         stats = self.connector.copy_into(self.conn, into, self.columns, stream, self.target.cursor, progress)
+        if op.into != STAGE:
+            self.rows_in()
         if op.into == STAGE:
             self.connector.analyze_stage(self.conn, into)  # the planner's row count for what follows
         if not stats.exact_range and self.target.cursor and stats.rows:
@@ -154,7 +157,7 @@ class SqlLoadSession(LoadSession):
 
         conn, table = self.conn, self.table
         if isinstance(op, EmptyTable):
-            self.connector.truncate(conn, table)
+            self._after_rows = self.connector.empty_for_reload(conn, table)
         elif isinstance(op, DeleteWindow):
             deleted = conn.execute(delete(table).where(*self._within(table, op.bounds))).rowcount
             logger.info("%s: removed %s row(s) of the window before inserting it", self.target.table, deleted)
@@ -166,6 +169,7 @@ class SqlLoadSession(LoadSession):
         elif isinstance(op, InsertFromStage):
             stage = self._staged()
             conn.execute(insert(table).from_select(self.columns, select(*[stage.c[c] for c in self.columns])))
+            self.rows_in()
         elif isinstance(op, MergeFromStage):
             if self.connector.has_merge_statement(conn):
                 started = time.perf_counter()
@@ -181,6 +185,23 @@ class SqlLoadSession(LoadSession):
                 self.apply(InsertFromStage())
         else:
             raise FatalError(f"load into {self.target.table}: {type(op).__name__} cannot be applied here")
+
+    def rows_in(self) -> None:
+        """Run what the table is owed now that its rows are in: the indexes ``EmptyTable`` dropped are
+        built again, each by one sort of the new rows (the load fails, and rolls back, if a unique one
+        does not hold). Called again before the transaction commits, it does nothing."""
+        owed, self._after_rows = self._after_rows, ()
+        if not owed:
+            return
+        started = time.perf_counter()
+        for statement in owed:
+            self.conn.exec_driver_sql(statement)
+        logger.info(
+            "%s: %d index(es) built after the rows were written, in %.2f s",
+            self.target.table,
+            len(owed),
+            time.perf_counter() - started,
+        )
 
     def _dedupe_stage(self, op: DedupeStage) -> None:
         """Delete the staged rows older than the latest of their key: the latest cursor per key goes into a

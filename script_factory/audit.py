@@ -1,5 +1,6 @@
 """The audit trail in the warehouse: ``etl_runs``, ``etl_task_runs``, ``etl_table_state``,
-``etl_dq_results``, ``etl_migrations``, ``etl_schema_changes``.
+``etl_dq_results``, ``etl_migrations``, ``etl_schema_changes``, ``etl_backfill_chunks``, ``etl_profiles``,
+``etl_notifications``.
 
 The audit row is the source of truth: it is inserted as ``running`` before any task and closed as
 ``success`` or ``failed`` at the end. A table's incremental watermark lives in ``etl_table_state``,
@@ -167,6 +168,60 @@ etl_schema_changes = Table(
     Column("ddl", Text),  # the statement that ran (none for a column only reported)
     Column("applied_at", DateTime(timezone=True), nullable=False),
     Index("ix_etl_schema_changes_table", "connection", "target_table"),
+)
+
+# The ledger of backfills (script_factory/backfill_ledger.py): one row per window of a backfill, which is
+# the project, the range, the window length and the load type (and --tables) of one command line.
+etl_backfill_chunks = Table(
+    "etl_backfill_chunks",
+    metadata,
+    Column("chunk_id", _ID, primary_key=True, autoincrement=True),
+    Column("backfill_id", String(400), nullable=False),
+    Column("project", String(100), nullable=False),
+    Column("chunk_number", Integer, nullable=False),  # 1, 2, ... in window order
+    Column("window_start", String(40), nullable=False),  # the window is start < cursor <= end
+    Column("window_end", String(40), nullable=False),
+    Column("load_type", String(1), nullable=False),
+    Column("status", String(20), nullable=False),  # pending | running | success | failed | interrupted
+    Column("rows", BigInteger),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("run_id", BigInteger),  # the etl_runs row of the latest attempt
+    Column("started_at", DateTime(timezone=True)),
+    Column("ended_at", DateTime(timezone=True)),
+    Column("error_message", Text),  # masked
+    Index("ix_etl_backfill_chunks_chunk", "backfill_id", "chunk_number", unique=True),
+)
+
+etl_profiles = Table(  # one row per column of a profiled load (script_factory/profiling.py)
+    "etl_profiles",
+    metadata,
+    Column("profile_id", _ID, primary_key=True, autoincrement=True),
+    Column("run_id", BigInteger),
+    Column("project", String(100), nullable=False),
+    Column("table_name", String(200), nullable=False),
+    Column("column_name", String(200), nullable=False),
+    Column("data_type", String(100)),
+    Column("rows", BigInteger),  # the rows the load wrote
+    Column("null_count", BigInteger),
+    Column("null_pct", Float),
+    Column("distinct_count", BigInteger),
+    Column("min_value", Text),
+    Column("max_value", Text),
+    Column("max_length", BigInteger),  # text columns only
+    Column("profiled_at", DateTime(timezone=True), nullable=False),
+    Index("ix_etl_profiles_table", "project", "table_name", "run_id"),
+)
+
+etl_notifications = Table(  # one row per e-mail sent about a run (script_factory/report.py)
+    "etl_notifications",
+    metadata,
+    Column("notification_id", _ID, primary_key=True, autoincrement=True),
+    Column("run_id", BigInteger),
+    Column("project", String(100), nullable=False),
+    Column("kind", String(20), nullable=False),  # failure | warning | success | recovered
+    Column("fingerprint", String(64)),  # of a failure's error: the same failure is mailed once per repeat_after
+    Column("sent_at", DateTime(timezone=True), nullable=False),
+    Index("ix_etl_notifications_project", "project", "notification_id"),
 )
 
 
@@ -353,6 +408,12 @@ def tables_exist(conn: Connection) -> bool:
 
 def record_dq_result(conn: Connection, values: Mapping[str, Any]) -> None:
     conn.execute(insert(etl_dq_results).values(checked_at=utc_now(), **values))
+
+
+def record_profile(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        now = utc_now()
+        conn.execute(insert(etl_profiles), [{**row, "profiled_at": now} for row in rows])
 
 
 def record_schema_change(conn: Connection, values: Mapping[str, Any]) -> None:

@@ -32,6 +32,7 @@ from script_factory.config_models import (
     DEFAULT_CHUNK_SIZE,
     AggregationSpec,
     CheckDoc,
+    DependencySpec,
     EmailSpec,
     FunctionSpec,
     OutputDoc,
@@ -61,6 +62,7 @@ __all__ = [
     "AggregationSpec",
     "CheckSpec",
     "ConnectionSpec",
+    "DependencySpec",
     "EmailSpec",
     "FunctionSpec",
     "OutputSpec",
@@ -131,6 +133,7 @@ class TableSpec:
     target_connection: str | None = None  # None: the project's warehouse
     precheck: bool = False
     reconcile: ReconcileSpec | None = None
+    profile: bool = False  # profile the rows each load writes (script_factory/profiling.py)
     create: bool = True  # create the target from the source's columns when it is missing
     on_schema_change: OnSchemaChange = OnSchemaChange.ADD_COLUMNS
     continue_on_error: bool = False  # a failing load is recorded and the other tables still load
@@ -199,6 +202,7 @@ class ProjectConfig:
     skip_when_no_data: bool = False
     continue_on_error: bool = False
     parallel: int = 1  # tables loading at once (script_factory/parallel.py)
+    depends_on: tuple[DependencySpec, ...] = ()  # upstream projects checked before a run (script_factory/upstream.py)
 
 
 def load_project(folder: Path) -> ProjectConfig:
@@ -250,6 +254,12 @@ def parse_project(raw: Any, folder: Path, file: Path) -> ProjectConfig:
             f"{file}: parallel: {doc.parallel}: publish: run puts every load in one transaction on one warehouse "
             "connection, so its tables cannot load at once; drop parallel or use publish: table"
         )
+    for upstream in doc.depends_on:
+        if not (folder.parent / upstream.project / "project.yml").is_file():
+            raise ConfigError(
+                f"{file}: depends_on: unknown project {upstream.project!r} (no {folder.parent / upstream.project}"
+                "/project.yml); name a project folder under customer_code/"
+            )
     return ProjectConfig(
         name=doc.project,
         folder=folder,
@@ -275,6 +285,7 @@ def parse_project(raw: Any, folder: Path, file: Path) -> ProjectConfig:
         skip_when_no_data=doc.skip_when_no_data,
         continue_on_error=doc.continue_on_error,
         parallel=doc.parallel,
+        depends_on=doc.depends_on,
     )
 
 
@@ -312,6 +323,7 @@ def _table(doc: TableDoc, project: ProjectFile) -> TableSpec:
         target_connection=doc.target_connection,
         precheck=project.precheck if doc.precheck is None else doc.precheck,
         reconcile=doc.reconcile,
+        profile=project.profile if doc.profile is None else doc.profile,
         create=project.create if doc.create is None else doc.create,
         on_schema_change=doc.on_schema_change or project.on_schema_change,
         continue_on_error=project.continue_on_error if doc.continue_on_error is None else doc.continue_on_error,

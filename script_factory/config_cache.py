@@ -34,6 +34,7 @@ MODEL_SOURCES = (
     "script_factory/transform_spec.py",
     "script_factory/settings.py",
     "connectors/base.py",
+    "connectors/columns.py",
     "connectors/schema.py",
     "data_quality_checks/thresholds.py",
 )

@@ -127,6 +127,17 @@ class RetentionSpec(_Spec):
 
 
 @dataclass(frozen=True, config=_SPEC)
+class DependencySpec(_Spec):
+    """An upstream project whose latest run must have succeeded (within ``max_age``) before this one runs."""
+
+    project: Name = Field(description="The upstream project's folder name under customer_code/.")
+    max_age: Duration | None = Field(
+        default=None,
+        description="How long ago its latest successful run may have ended, e.g. 6h or 1d (none: any age).",
+    )
+
+
+@dataclass(frozen=True, config=_SPEC)
 class AggregationSpec(_Spec):
     """A SQL file run on the warehouse after the loads, in one transaction."""
 
@@ -168,7 +179,17 @@ class EmailSpec(_Spec):
     """Who gets an e-mail after a run, and when (needs the ETL_SMTP_* variables)."""
 
     to: tuple[EmailAddress, ...] = Field(min_length=1, description="The recipients' addresses.")
-    on: frozenset[When] = Field(default=frozenset({"failure"}), min_length=1, description="success and/or failure.")
+    on: frozenset[When] = Field(
+        default=frozenset({"failure"}),
+        min_length=1,
+        description="failure, warning (success with failing warn checks), success, recovered (the first success "
+        "after a failure).",
+    )
+    repeat_after: Duration = Field(
+        default=timedelta(hours=6),
+        description="The same failure run after run is mailed once per this duration (e.g. 6h), not once per run.",
+    )
+    attach_report: Flag = Field(default=False, description="Attach the project's HTML report (the last 30 days).")
 
     @model_validator(mode="before")
     @classmethod
@@ -317,6 +338,11 @@ class TableDoc(_Document):
     )
     reconcile: ReconcileSpec | None = Field(
         None, description="Compare the source's aggregates of the window with what the load wrote, before it commits."
+    )
+    profile: bool | None = Field(
+        None,
+        description="Profile the rows each load writes (null %, distinct count, min, max, text length) into "
+        "etl_profiles, in the load's transaction (default: the project's profile).",
     )
     create: bool | None = Field(
         None,
@@ -721,13 +747,23 @@ class ProjectFile(_Document):
     outputs: tuple[OutputDoc, ...] = ()
     notify: NotifyDoc = Field(default_factory=NotifyDoc)
     retention: RetentionSpec = Field(default_factory=RetentionSpec)
-    schedule: Cron | None = Field(None, description='A cron expression such as "0 6 * * *", for dags/.')
+    schedule: Cron | None = Field(
+        None, description='A cron expression such as "0 6 * * *" (--schedule-print, --schedule-install, dags/).'
+    )
+    depends_on: tuple[DependencySpec, ...] = Field(
+        (),
+        description="Upstream projects: a run stops with exit code 5 (a skipped audit row) unless each one's latest "
+        "run succeeded within its max_age.",
+    )
     publish: Literal["table", "run"] = Field(
         "table",
         description="table: each table commits with its checks and state; run: every warehouse load, its checks "
         "and the aggregations commit together at the end (all or nothing).",
     )
     precheck: bool = Field(False, description="Count each source window first and skip the tables with no row.")
+    profile: bool = Field(
+        False, description="Profile the rows each load writes into etl_profiles (see a table's profile)."
+    )
     create: bool = Field(
         True,
         description="Create a missing target table from the source's columns, types and keys (false: a missing "
@@ -763,6 +799,16 @@ class ProjectFile(_Document):
         names = [_label(item) for item in items]
         for name in dict.fromkeys(n for n in names if names.count(n) > 1):
             raise problem(f"{name!r} appears twice; give each a distinct name")
+        return items
+
+    @field_validator("depends_on")
+    @classmethod
+    def _distinct_upstreams(cls, items: tuple[DependencySpec, ...], info: ValidationInfo) -> tuple[DependencySpec, ...]:
+        names = [item.project for item in items]
+        for name in dict.fromkeys(n for n in names if names.count(n) > 1):
+            raise problem(f"project {name!r} appears twice; list each upstream project once")
+        if info.data.get("project") in names:
+            raise problem(f"a project cannot depend on itself ({info.data['project']!r})")
         return items
 
 

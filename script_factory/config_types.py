@@ -150,9 +150,12 @@ def _condition(value: Any) -> Threshold:
         raise expected(str(exc), value) from None
 
 
+WHEN = ("failure", "warning", "success", "recovered")
+
+
 def _when(value: Any) -> str:
-    if value not in ("success", "failure"):
-        raise expected("success or failure", value)
+    if value not in WHEN:
+        raise expected("failure, warning, success or recovered", value)
     return str(value)
 
 
@@ -208,7 +211,7 @@ EmailAddress = Annotated[str, PlainValidator(_email_address), _string(pattern="@
 Condition = Annotated[
     Threshold, PlainValidator(_condition), _string(pattern=THRESHOLD_PATTERN, examples=[">0", ">=10", ">1%"])
 ]
-When = Annotated[str, PlainValidator(_when), WithJsonSchema({"enum": ["success", "failure"]})]
+When = Annotated[str, PlainValidator(_when), WithJsonSchema({"enum": list(WHEN)})]
 SqliteUrl = Annotated[str, PlainValidator(_sqlite_url), _string(pattern="^sqlite:///")]
 ConnectionName = Annotated[str, PlainValidator(_connection), _string(pattern=NAME.pattern)]
 ProjectName = Annotated[str, PlainValidator(_project_name), _string(pattern=NAME.pattern)]

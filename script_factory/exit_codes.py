@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import IntEnum
 
-from utilities.errors import ConfigError, DataQualityError, LockedError
+from utilities.errors import ConfigError, DataQualityError, LockedError, UpstreamNotReady
 
 
 class ExitCode(IntEnum):
@@ -15,6 +15,7 @@ class ExitCode(IntEnum):
     BAD_CONFIG = 2  # bad arguments or config; nothing connected
     LOCKED = 3  # another live run of the same project holds the lock
     QUALITY_FAILED = 4  # a data-quality check of severity "error" failed
+    UPSTREAM_NOT_READY = 5  # a project of depends_on did not succeed within its max_age; the run was skipped
     INTERRUPTED = 130  # Ctrl-C or SIGTERM: the audit row is closed as failed, open loads rolled back
 
 
@@ -28,4 +29,6 @@ def exit_code_for(error: BaseException | None) -> ExitCode:
         return ExitCode.LOCKED
     if isinstance(error, DataQualityError):
         return ExitCode.QUALITY_FAILED
+    if isinstance(error, UpstreamNotReady):
+        return ExitCode.UPSTREAM_NOT_READY
     return ExitCode.TASK_FAILED

@@ -1,7 +1,7 @@
 """``--list``: the projects and their tables, from a light read of each project.yml.
 
 Listing must start fast, so it reads the YAML and only the keys it shows (``project``, ``description``,
-``schedule``, and each table's target, source and strategy, ``defaults:`` merged as the full model
+``schedule``, ``depends_on``, and each table's target, source and strategy, ``defaults:`` merged as the full model
 merges them) without building the pydantic model. A file the light read does not fully understand
 (a pattern entry, an unknown strategy, a misspelt key it shows, a YAML error...) goes through the full
 validation instead, which lists it as invalid with the reason, exactly as before.
@@ -20,6 +20,7 @@ STRATEGIES = ("append", "merge", "replace", "delete_insert")  # config_models.St
 _IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_]{0,62}"
 _TABLE = re.compile(rf"^{_IDENTIFIER}(?:\.{_IDENTIFIER})?$")
 _SHOWN_SOURCE_KEYS = ("connection", "query", "table")
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")  # config_types.NAME
 
 
 def project_names(projects: Path) -> list[str]:
@@ -48,13 +49,36 @@ def _light(file: Path, folder: str) -> str | None:
     defaults = raw.get("defaults", {})
     if not isinstance(defaults, dict):
         return None
+    upstreams = _upstreams(raw.get("depends_on"))
+    if upstreams is None:
+        return None
     lines = [f"{folder}  {description.strip()}".rstrip() + (f"  [schedule {schedule.strip()}]" if schedule else "")]
+    if upstreams:
+        lines.append(f"  depends on: {', '.join(upstreams)}")
     for entry in tables:
         line = _table_line(entry, defaults)
         if line is None:
             return None
         lines.append(line)
     return "\n".join(lines)
+
+
+def _upstreams(value: Any) -> list[str] | None:
+    """``depends_on`` as shown (``staging_erp (max_age 6h)``), [] when absent, None when only the full
+    validation can say what it means."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        return None
+    shown = []
+    for item in value:
+        if not isinstance(item, dict) or not set(item) <= {"project", "max_age"}:
+            return None
+        name, age = item.get("project"), item.get("max_age")
+        if not isinstance(name, str) or not _NAME.match(name) or not (age is None or isinstance(age, str)):
+            return None
+        shown.append(f"{name} (max_age {age.strip()})" if age else name)
+    return shown
 
 
 def _read(file: Path) -> Any:
@@ -104,7 +128,22 @@ def full_entry(name: str, load: Callable[[str], Any]) -> str:
     lines = [
         f"{name}  {project.description}".rstrip() + (f"  [schedule {project.schedule}]" if project.schedule else "")
     ]
+    if project.depends_on:
+        shown = [
+            f"{u.project} (max_age {_age(u.max_age.total_seconds())})" if u.max_age is not None else u.project
+            for u in project.depends_on
+        ]
+        lines.append(f"  depends on: {', '.join(shown)}")
     for table in project.tables:
         source = table.source.query_file or table.source.table or table.source.pattern or dict(table.source.options)
         lines.append(f"  {table.target}  <- {table.source.connection}: {source}  ({table.strategy.value})")
     return "\n".join(lines)
+
+
+def _age(seconds: float) -> str:
+    """A max_age as project.yml writes it (``6h``, ``1d``, ``90m``, ``45s``)."""
+    whole = int(seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if whole and whole % size == 0:
+            return f"{whole // size}{unit}"
+    return f"{whole}s"

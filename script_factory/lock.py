@@ -85,6 +85,21 @@ class ProjectLock:
         self.release()
 
 
+def holder(folder: Path, name: str) -> dict[str, Any] | None:
+    """Who holds lock ``name`` in ``folder`` (pid, host, started; {} if it did not say), or None when it is free.
+    It asks by trying the lock for an instant (a run starting at that very instant would find it held)."""
+    path = folder / f"{name}.lock"
+    if not path.is_file():
+        return None
+    with open(path, "a+", encoding="utf-8") as handle:
+        try:
+            _lock(handle)
+        except OSError:
+            return _read_holder(path) or {}
+        _unlock(handle)
+    return None
+
+
 def _read_holder(path: Path) -> dict[str, Any] | None:
     try:
         text = path.read_text(encoding="utf-8").strip()

@@ -57,7 +57,8 @@ class RunOutcome:
 def decide(outcomes: Sequence[TaskOutcome], failure: BaseException | None, interrupted: bool) -> RunOutcome:
     """The run's outcome: the first failing task's error and exit code (else ``failure``, an error outside
     the tasks), or success; an interruption always wins, with exit code 130. When several tasks failed
-    (loads with ``continue_on_error``), the error names each with its own error."""
+    (loads with ``continue_on_error``), the error names each with its own error. A run stopped because an
+    upstream project is not ready is ``skipped`` (exit code 5)."""
     failures = [o for o in outcomes if o.status not in (SUCCESS, SKIPPED)]
     failed = failures[0] if failures else None
     error = failed.exception if failed is not None else failure
@@ -66,8 +67,9 @@ def decide(outcomes: Sequence[TaskOutcome], failure: BaseException | None, inter
     message = INTERRUPTED if interrupted else (describe(error) if error is not None else None)
     if len(failures) > 1 and not interrupted:
         message = f"{len(failures)} tasks failed: " + "; ".join(f"{o.task.name}: {o.error}" for o in failures)
+    status = SKIPPED if code is ExitCode.UPSTREAM_NOT_READY else SUCCESS if code is ExitCode.SUCCESS else FAILED
     return RunOutcome(
-        status=SUCCESS if code is ExitCode.SUCCESS else FAILED,
+        status=status,
         exit_code=code,
         rows=sum(r.rows for r in loads),
         source_rows=sum(counts) if (counts := [r.source_rows for r in loads if r.source_rows is not None]) else None,

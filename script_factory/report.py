@@ -1,18 +1,22 @@
-"""The run report: the short summary printed at the end of a run, and the e-mail that carries it."""
+"""The run report: the short summary printed at the end of a run, and the e-mail that carries it
+(its decision and HTML part are in script_factory/run_mail.py)."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from script_factory.settings import Settings
-from utilities.errors import ConfigError
-from utilities.notify import SmtpSettings, send_email
+from utilities.errors import ConfigError, EtlError
+from utilities.notify import Attachment, SmtpSettings, compose, send_message
 from utilities.secrets import Secret
 
 if TYPE_CHECKING:
     from script_factory.factory import Plan
     from script_factory.outcome import RunSummary
+
+logger = logging.getLogger("script_factory.runner")
 
 
 def summary_text(summary: RunSummary, home: Path | None = None) -> str:
@@ -54,6 +58,13 @@ def smtp_settings(settings: Settings) -> SmtpSettings:
     if not port_text.isdigit():
         raise ConfigError(f"ETL_SMTP_PORT={port_text!r}: expected a port number such as 587")
     password = settings.get("ETL_SMTP_PASSWORD")
+    timeout = settings.get("ETL_SMTP_TIMEOUT") or "15"
+    try:
+        seconds = float(timeout)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds <= 3600:
+        raise ConfigError(f"ETL_SMTP_TIMEOUT={timeout!r}: expected seconds such as 15")
     return SmtpSettings(
         host=host,
         port=int(port_text),
@@ -61,17 +72,91 @@ def smtp_settings(settings: Settings) -> SmtpSettings:
         user=settings.get("ETL_SMTP_USER"),
         password=Secret(password) if password else None,
         security=security,
+        timeout=seconds,
+        ca_file=settings.get("ETL_SMTP_CA_FILE"),
     )
 
 
 def notify(plan: Plan, settings: Settings, summary: RunSummary) -> None:
-    """E-mail the summary if project.yml asks for it on this outcome."""
+    """E-mail the run if project.yml asks for it on this outcome (see script_factory/run_mail.py); the
+    mail sent is recorded in ``etl_notifications``."""
+    from script_factory import run_mail
+    from utilities.dates import utc_now
+
     email = plan.project.email
-    outcome = "success" if summary.status == "success" else "failure"
-    if email is None or outcome not in email.on:
+    if email is None:
         return
-    subject = f"[ETL {settings.environment}] {summary.project} {summary.status.upper()} (run {summary.run_id or '-'})"
-    send_email(smtp_settings(settings), email.to, subject, summary_text(summary, settings.paths.home), settings.masker)
+    engine = _warehouse_engine(plan, settings)
+    try:
+        facts = run_mail.RunFacts()
+        if engine is not None and summary.run_id is not None:
+            with engine.connect() as conn:
+                facts = run_mail.read_facts(conn, summary.project, summary.run_id)
+        now = utc_now()
+        kind = run_mail.mail_kind(summary.status, facts, email.on, summary.outcome.error, now, email.repeat_after)
+        if kind is None:
+            if summary.status != "success" and "failure" in email.on:
+                logger.info("run report not mailed: the same failure was mailed less than %s ago", email.repeat_after)
+            return
+        smtp = smtp_settings(settings)
+        status = run_mail.status_line(summary.status, facts.warnings, kind)
+        subject = f"[ETL {settings.environment}] {summary.project} {status} (run {summary.run_id or '-'})"
+        home = settings.paths.home
+        tail = run_mail.log_tail(summary.log_file, settings.masker) if summary.status != "success" else []
+        text = summary_text(summary, home)
+        if facts.warnings:
+            text = f"{summary.project}: {status}\n" + text
+        html = run_mail.html_body(summary, facts, kind, tail, home)
+        attachments = [_report_attachment(summary, settings, engine)] if email.attach_report else []
+        message = compose(smtp.sender, email.to, subject, text, settings.masker, html, attachments)
+        send_message(smtp, message)
+        if engine is not None:
+            _record_mail(engine, summary, kind, now)
+    finally:
+        if engine is not None:
+            engine.dispose()
+
+
+def _warehouse_engine(plan: Plan, settings: Settings) -> Any:
+    """An engine on the project's warehouse, or None when it cannot be opened (the mail goes anyway)."""
+    from connectors import open_connector
+
+    name = plan.project.warehouse
+    url = plan.connection_urls.get(name)
+    if url is None:
+        return None
+    try:
+        return getattr(open_connector(name, url, settings.paths.home, settings.variables), "engine", None)
+    except EtlError as exc:
+        logger.warning("the run report cannot read the warehouse: %s", exc)
+        return None
+
+
+def _report_attachment(summary: RunSummary, settings: Settings, engine: Any) -> Attachment:
+    from script_factory.report_data import read_report
+    from script_factory.report_html import render
+
+    data = read_report(engine, summary.project, 30, settings.masker, "")
+    return Attachment(f"etl_report_{summary.project}_run{summary.run_id or 0}.html", render(data))
+
+
+def _record_mail(engine: Any, summary: RunSummary, kind: str, now: Any) -> None:
+    from sqlalchemy import insert
+
+    from script_factory import audit, run_mail
+
+    values = {
+        "run_id": summary.run_id,
+        "project": summary.project,
+        "kind": kind,
+        "fingerprint": run_mail.fingerprint(summary.outcome.error) if kind == "failure" else None,
+        "sent_at": now,
+    }
+    try:
+        with engine.begin() as conn:
+            conn.execute(insert(audit.etl_notifications).values(**values))
+    except Exception as exc:  # noqa: BLE001 - the mail went; a missing record only means a repeat may be mailed
+        logger.warning("could not record the mail in etl_notifications: %s", type(exc).__name__)
 
 
 def _show(path: Path | None, home: Path | None) -> str:

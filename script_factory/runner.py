@@ -5,7 +5,8 @@ file, outputs, the e-mail) is decided here, in this order:
 
 1. take the project lock (LockedError -> exit 3); open the log file;
 2. create the audit tables on first use; close rows left ``running`` by a dead run;
-3. resolve each table's window from its watermark; insert the ``etl_runs`` row as ``running``;
+3. resolve each table's window from its watermark; insert the ``etl_runs`` row as ``running``; check
+   the upstream projects of ``depends_on`` (not ready: the row is closed as ``skipped``, exit 5);
 4. run the tasks in order, one ``etl_task_runs`` row each; retry TransientError with back-off;
    stop at the first failure (or at Ctrl-C / SIGTERM), except a load with ``continue_on_error``: the
    other loads still run, and the tasks after the loads are recorded as skipped. With ``parallel: N``
@@ -53,10 +54,11 @@ from script_factory.request import RunRequest
 from script_factory.retry import retrying
 from script_factory.settings import REPO_ROOT, Settings
 from script_factory.task import StepResult, Task
+from script_factory.upstream import check_upstreams
 from script_factory.window import Window, next_watermark, resolve_windows
 from utilities import interrupts, logs, retention
 from utilities.dates import encode_cursor, extreme, utc_now
-from utilities.errors import DataQualityError, EtlError
+from utilities.errors import DataQualityError, EtlError, UpstreamNotReady
 from utilities.version import script_version
 
 if TYPE_CHECKING:
@@ -124,6 +126,11 @@ def _execute(
         )
         opening = _opening_values(plan, request, settings, windows, run_window, started, warehouse, log_file)
         run_id = writer.write("open the audit row", lambda conn: audit.open_run(conn, project.name, opening))
+        if project.depends_on:  # before any task: nothing but the warehouse has been connected
+            writer.write(
+                "check the upstream projects",
+                lambda conn: check_upstreams(conn, project.name, project.depends_on, started),
+            )
         ctx = RunContext(
             request=request,
             project=project,
@@ -158,6 +165,9 @@ def _execute(
     except KeyboardInterrupt:
         interrupted = True
         logger.error("run interrupted (Ctrl-C or SIGTERM): open loads are rolled back")
+    except UpstreamNotReady as exc:
+        failure = exc
+        logger.error("run skipped: %s", exc)
     except Exception as exc:
         if interrupts.requested():
             interrupted = True

@@ -337,7 +337,7 @@ def render_launchers(home: Path, name: str) -> dict[Path, str]:
 
     When ``home`` is not the runner's own folder (ETL_HOME elsewhere, without ``script_runner/_launch.sh``),
     the .sh and .bat launchers set ETL_HOME to their home and call the runner's bodies by absolute path; the
-    Docker launchers are then left out (the image carries the runner's own customer_code/, not this home's).
+    Docker launchers are then left out (they mount the runner's own customer_code/, not this home's).
     """
     sh, bat, docker_sh, docker_bat = launcher_paths(home, name)
     usage = "[I|F] [START] [END] [--dry-run|--check]"
@@ -352,9 +352,8 @@ def render_launchers(home: Path, name: str) -> dict[Path, str]:
                 f"#!/usr/bin/env sh\n# {name} inside Docker: {name}_docker.sh {usage}\n"
                 f'exec "$(dirname "$0")/_docker.sh" {name} "$@"\n'
             ),
-            docker_bat: _crlf(
-                f"@echo off\nrem {name} inside Docker on Windows: {name}_docker.bat {usage}\n"
-                f'call "%~dp0_docker.bat" {name} %*\nexit /b %ERRORLEVEL%\n'
+            docker_bat: _bat(
+                name, usage, '"%~dp0_docker.bat"', "", f"{name} inside Docker on Windows: {name}_docker.bat"
             ),
         }
     runner = REPO_ROOT / "script_runner"
@@ -369,10 +368,11 @@ def render_launchers(home: Path, name: str) -> dict[Path, str]:
     }
 
 
-def _bat(name: str, usage: str, launch: str, env: str) -> str:
+def _bat(name: str, usage: str, launch: str, env: str, header: str = "") -> str:
+    """A .bat launcher calling ``launch`` (``_launch.bat`` or ``_docker.bat``): exit code and double-click pause."""
     return _crlf(
         f"@echo off\n"
-        f"rem {name} launcher for Windows: {name}.bat {usage}\n"
+        f"rem {header or f'{name} launcher for Windows: {name}.bat'} {usage}\n"
         'rem Double-clicked (started by "cmd /c" with no arguments), the window stays open on failure for up\n'
         "rem to 5 minutes or until a key is pressed. Schedulers pass the load type (see the README's schtasks\n"
         "rem line), so under Task Scheduler nothing ever waits; the exit code is passed on either way.\n"
@@ -555,9 +555,7 @@ def report_lines(project: NewProject, written: list[Path], settings: Settings, *
             lines += [f"    {masker(env_assignment(v, u))}" for v, u in project.variables.items()]
     sh = home / "script_runner" / f"{project.name}.sh"
     if not (home / "script_runner" / "_launch.sh").is_file():
-        lines.append(
-            "  (no _docker launchers: the Docker image holds the runner's own customer_code/, not this home's)"
-        )
+        lines.append("  (no _docker launchers: they mount the runner's own customer_code/, not this home's)")
     launcher = sh.with_suffix(".bat") if windows else sh
     shown_launcher = launcher.relative_to(home) if launcher.is_relative_to(home) else launcher
     lines += [

@@ -1,6 +1,7 @@
 @echo off
 rem Shared body of the per-project .bat launchers: ensure .venv, then run script_runner.py and pass
-rem its exit code on (0 ok, 1 task failed, 2 bad arguments/config, 3 locked, 4 quality check failed).
+rem its exit code on (0 ok, 1 task failed, 2 bad arguments/config, 3 locked, 4 quality check failed,
+rem 5 upstream not ready).
 rem The code is also left in ETL_EXIT_CODE for the calling launcher (some cmd.exe look-alikes lose
 rem the code of "exit /b" across "call").
 rem Usage: _launch.bat <project> [I|F] [START] [END] [--dry-run | --check | other flags]

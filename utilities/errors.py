@@ -9,6 +9,8 @@ Rationale (the runner is the only place that catches a failing task):
                          runner retries the task with back-off before giving up. Exit 1 at the end.
 * ``FatalError``       - retrying will not help (bad SQL, a wrong password, a schema mismatch). Exit 1.
 * ``DataQualityError`` - a quality check of severity ``error`` failed. Exit 4.
+* ``UpstreamNotReady`` - a project this one depends on has not succeeded recently enough; the run is
+                         recorded as skipped before any task. Exit 5.
 
 Connectors translate driver errors into ``TransientError`` or ``FatalError`` at their boundary and
 re-raise ``from`` the original, so the cause is kept but the runner never needs driver imports.
@@ -47,3 +49,7 @@ class DataQualityError(EtlError):
     def __init__(self, message: str, results: tuple[Mapping[str, Any], ...] = ()) -> None:
         super().__init__(message)
         self.results = results
+
+
+class UpstreamNotReady(EtlError):
+    """A project named under ``depends_on`` has no successful latest run within its ``max_age``."""

@@ -1,4 +1,5 @@
-"""The script version for the audit row: the package version plus the git commit, read from .git."""
+"""The script version for the audit row: the package version plus the git commit, read from .git
+(or, in the Docker image, which has no .git, from the ``.git-commit`` file its build wrote)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,16 @@ from pathlib import Path
 
 def script_version(version: str, repo: Path) -> str:
     """``0.1.0+abc1234`` inside a git checkout, ``0.1.0`` elsewhere (no git executable needed)."""
-    commit = _git_commit(repo / ".git")
+    commit = _git_commit(repo / ".git") or _baked_commit(repo / ".git-commit")
     return f"{version}+{commit[:7]}" if commit else version
+
+
+def _baked_commit(path: Path) -> str | None:
+    """The commit ``docker build --build-arg GIT_COMMIT=...`` wrote into the image (docker/Dockerfile)."""
+    try:
+        return path.read_text(encoding="utf-8").strip() or None
+    except OSError:
+        return None
 
 
 def _git_commit(git_dir: Path) -> str | None:

@@ -20,13 +20,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--backend", choices=["sqlalchemy", "pyarrow", "pandas", "connectorx"], default="sqlalchemy")
     parser.add_argument("--pipelines-dir", required=True)
+    parser.add_argument("--table", default="lineitem")
     args = parser.parse_args(argv)
 
     import dlt
     from dlt.sources.sql_database import sql_table
 
     started = time.perf_counter()
-    table = sql_table(credentials=args.source_url, table="lineitem", schema=args.source_schema, backend=args.backend)
+    table = sql_table(credentials=args.source_url, table=args.table, schema=args.source_schema, backend=args.backend)
     pipeline = dlt.pipeline(
         pipeline_name=f"bench_{args.dataset}",
         destination=dlt.destinations.postgres(credentials=args.target_url),

@@ -1,6 +1,7 @@
 """Competitor (c): pandas ``read_sql`` + ``to_sql(chunksize=...)`` into an existing table.
 
     python pandas_load.py --source-url URL --target-url URL --target-schema S [--method default|multi]
+                          [--table lineitem --columns "a, b, ..."]
 
 Reads in chunks from a server-side cursor by default (``--read-chunksize 0`` reads the whole table
 into one DataFrame, which at SF1 needs many GB); each chunk is appended to the target table with
@@ -30,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--read-chunksize", type=int, default=100_000)
     parser.add_argument("--method", choices=["default", "multi"], default="default")
     parser.add_argument("--write-chunksize", type=int, default=None, help="to_sql chunksize (10000; multi: 2000)")
+    parser.add_argument("--table", default="lineitem", help="the table, in the source and in the target schema")
+    parser.add_argument("--columns", default=COLUMNS, help="the columns, comma-separated")
     args = parser.parse_args(argv)
 
     import pandas as pd
@@ -42,10 +45,10 @@ def main(argv: list[str] | None = None) -> int:
     target = create_engine(args.target_url)
     rows = 0
     with source.connect().execution_options(stream_results=True) as conn, target.begin() as out:
-        frames = pd.read_sql(f"SELECT {COLUMNS} FROM lineitem", conn, chunksize=args.read_chunksize or None)
+        frames = pd.read_sql(f"SELECT {args.columns} FROM {args.table}", conn, chunksize=args.read_chunksize or None)
         for frame in [frames] if isinstance(frames, pd.DataFrame) else frames:
             frame.to_sql(
-                "lineitem",
+                args.table,
                 out,
                 schema=args.target_schema,
                 if_exists="append",

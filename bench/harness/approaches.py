@@ -9,28 +9,42 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from pathlib import Path
 
-from harness import lineitem
-from harness.config import BENCH_DIR, MARIADB_DB, PG_SOURCE_DB, PG_TARGET_DB, REPO_DIR, BenchConfig
+from harness import databases
+from harness.config import BENCH_DIR, MARIADB_DB, PG_CLONE_DB, PG_SOURCE_DB, PG_TARGET_DB, REPO_DIR, BenchConfig
 
-KEYS = ("pipe", "pipe_binary", "ours", "pandas", "dlt_default", "dlt_pyarrow", "sling")
-RAW = ("pipe", "pipe_binary")  # the raw pipes: every timed run, like ours
+KEYS = (
+    "pipe", "pipe_binary", "ours", "pgcopydb", "pgcopydb_clone", "pgloader", "pandas", "dlt_default", "dlt_pyarrow",
+    "sling",
+)  # fmt: skip
+# every timed run, like ours: the raw pipes and the specialist tools (pandas, dlt, Sling: --competitor-runs)
+EVERY_RUN = ("pipe", "pipe_binary", "pgcopydb", "pgcopydb_clone", "pgloader")
+PG_ONLY = ("pipe_binary", "pgcopydb", "pgcopydb_clone")
+MYSQL_ONLY = ("pgloader",)
+# names for several approaches at once in --approaches
+GROUPS = {
+    "pipes": ("pipe", "pipe_binary"),
+    "specialists": ("pgcopydb", "pgcopydb_clone", "pgloader"),
+    "python": ("pandas", "dlt_default", "dlt_pyarrow"),
+}
 SOURCES = ("pg", "mysql")
 
 
 class Verify(StrEnum):
-    CHECKSUM = "checksum"  # the target has lineitem's DDL: row count and checksum equal the source's
+    CHECKSUM = "checksum"  # the target has the dataset's DDL: row count and checksum equal the source's
     COUNT = "count"  # the tool creates its own table and types: row count equals the source's
 
 
 class Prepare(StrEnum):
     TRUNCATE = "truncate"  # the target table is emptied before the run
     DROP_SCHEMA = "drop_schema"  # the tool's schema is dropped (and its local state removed)
+    RECREATE_DATABASE = "recreate_database"  # the tool's target database is dropped and created empty
 
 
 @dataclass(frozen=True)
 class Approach:
-    """One way of moving lineitem from a source into the PostgreSQL target."""
+    """One way of moving the dataset's table from a source into the PostgreSQL target."""
 
     key: str
     label: str
@@ -42,6 +56,8 @@ class Approach:
     env: Mapping[str, str] = field(default_factory=dict)
     ours: bool = False
     skip_reason: str | None = None
+    database: str = PG_TARGET_DB  # the target database (pgcopydb clone has its own)
+    scratch: tuple[str, ...] = ()  # folders the tool keeps state in: removed before each run
 
     @property
     def schema(self) -> str:
@@ -62,14 +78,23 @@ def build(config: BenchConfig, source: str) -> list[Approach]:
         "dlt_default": lambda c, s: _dlt(c, s, "sqlalchemy"),
         "dlt_pyarrow": lambda c, s: _dlt(c, s, "pyarrow"),
         "sling": _sling,
+        "pgcopydb": _pgcopydb,
+        "pgcopydb_clone": _pgcopydb_clone,
+        "pgloader": _pgloader,
     }
-    keys = [key for key in KEYS if key in config.approaches and (key != "pipe_binary" or source == "pg")]
+    keys = [
+        key
+        for key in KEYS
+        if key in config.approaches
+        and not (key in PG_ONLY and source != "pg")
+        and not (key in MYSQL_ONLY and source != "mysql")
+    ]
     return [makers[key](config, source) for key in keys]
 
 
 def ours_command(config: BenchConfig, source: str, load_type: str) -> tuple[tuple[str, ...], dict[str, str]]:
     """``script_runner.py`` for the bench project of ``source``, as a user runs it, and its environment."""
-    project = "bench_pg" if source == "pg" else "bench_mysql"
+    project = config.data.projects[source]
     src_url = config.postgres.url(PG_SOURCE_DB) if source == "pg" else config.mariadb.url(MARIADB_DB)
     argv = (sys.executable, str(REPO_DIR / "script_runner.py"), "--project", project, "--load-type", load_type)
     env = {
@@ -85,18 +110,36 @@ def _prefix(source: str) -> str:
 
 
 def _pipe(config: BenchConfig, source: str) -> Approach:
-    target = f"{_prefix(source)}_raw.lineitem"
-    sink = shlex.join(
-        [*config.postgres.psql_args(PG_TARGET_DB), "-c", f"\\copy {target} ({lineitem.COLUMN_LIST}) from stdin"]
-    )
+    data = config.data
+    target = data.target(f"{_prefix(source)}_raw")
     if source == "pg":
-        select = f"\\copy (select {lineitem.COLUMN_LIST} from public.lineitem) to stdout"
+        sink = shlex.join(
+            [*config.postgres.psql_args(PG_TARGET_DB), "-c", f"\\copy {target} ({data.column_list}) from stdin"]
+        )
+        select = f"\\copy (select {data.column_list} from {data.source_table}) to stdout"
         reader = shlex.join([*config.postgres.psql_args(PG_SOURCE_DB), "-c", select])
         label = "(a) psql \\copy pipe (the reference)"
     else:
-        select = f"select {lineitem.COLUMN_LIST} from lineitem"
+        # mysql --batch escapes tab, newline, backslash and NUL as COPY's text format does, and prints NULL
+        # as the bare word NULL (a text "NULL" does not occur in the generated data)
+        sink = shlex.join(
+            [
+                *config.postgres.psql_args(PG_TARGET_DB),
+                "-c",
+                f"\\copy {target} ({data.column_list}) from stdin with (null 'NULL')",
+            ]
+        )
+        select = f"select {data.column_list} from {data.table}"
         reader = shlex.join(
-            [*config.mariadb.mysql_args(MARIADB_DB), "--batch", "--quick", "--skip-column-names", "-e", select]
+            [
+                *config.mariadb.mysql_args(MARIADB_DB),
+                "--default-character-set=utf8mb4",
+                "--batch",
+                "--quick",
+                "--skip-column-names",
+                "-e",
+                select,
+            ]
         )
         label = "mysql --batch --quick | psql \\copy pipe"
     missing = [c for c in ("bash", "psql", "psql" if source == "pg" else "mysql") if shutil.which(c) is None]
@@ -115,14 +158,15 @@ def _pipe(config: BenchConfig, source: str) -> Approach:
 
 def _binary_pipe(config: BenchConfig, source: str) -> Approach:
     """PostgreSQL's binary COPY format on both ends: no text to format or parse (types are identical)."""
-    target = "pgsrc_rawbin.lineitem"
-    select = f"\\copy (select {lineitem.COLUMN_LIST} from public.lineitem) to stdout with (format binary)"
+    data = config.data
+    target = data.target("pgsrc_rawbin")
+    select = f"\\copy (select {data.column_list} from {data.source_table}) to stdout with (format binary)"
     reader = shlex.join([*config.postgres.psql_args(PG_SOURCE_DB), "-c", select])
     sink = shlex.join(
         [
             *config.postgres.psql_args(PG_TARGET_DB),
             "-c",
-            f"\\copy {target} ({lineitem.COLUMN_LIST}) from stdin with (format binary)",
+            f"\\copy {target} ({data.column_list}) from stdin with (format binary)",
         ]
     )
     missing = [c for c in ("bash", "psql") if shutil.which(c) is None]
@@ -145,7 +189,7 @@ def _ours(config: BenchConfig, source: str) -> Approach:
         key="ours",
         label="(b) our runner: script_runner.py --load-type F",
         source=source,
-        target=f"{_prefix(source)}_ours.lineitem",
+        target=config.data.target(f"{_prefix(source)}_ours"),
         verify=Verify.CHECKSUM,
         prepare=Prepare.TRUNCATE,
         argv=argv,
@@ -168,13 +212,15 @@ def _pandas(config: BenchConfig, source: str) -> Approach:
         "--target-url", config.postgres.url(PG_TARGET_DB, "psycopg"),
         "--target-schema", schema,
         "--method", config.pandas_method,
+        "--table", config.data.table,
+        "--columns", config.data.column_list,
     )  # fmt: skip
     shown = 'method="multi", chunksize=2000' if config.pandas_method == "multi" else "chunksize=10000"
     return Approach(
         key="pandas",
         label=f"(c) pandas read_sql(chunksize=100000) + to_sql({shown})",
         source=source,
-        target=f"{schema}.lineitem",
+        target=config.data.target(schema),
         verify=Verify.CHECKSUM,
         prepare=Prepare.TRUNCATE,
         argv=argv,
@@ -193,6 +239,7 @@ def _dlt(config: BenchConfig, source: str, backend: str) -> Approach:
         "--dataset", dataset,
         "--backend", backend,
         "--pipelines-dir", str(config.work_dir / "dlt" / dataset),
+        "--table", config.data.table,
     ]  # fmt: skip
     if source == "pg":
         argv += ["--source-schema", "public"]
@@ -200,7 +247,7 @@ def _dlt(config: BenchConfig, source: str, backend: str) -> Approach:
         key=f"dlt_{flavour}",
         label=f"(d) dlt sql_database, {flavour} backend" + (" (sqlalchemy)" if flavour == "default" else ""),
         source=source,
-        target=f"{dataset}.lineitem",
+        target=config.data.target(dataset),
         verify=Verify.COUNT,
         prepare=Prepare.DROP_SCHEMA,
         argv=tuple(argv),
@@ -224,11 +271,11 @@ def sling_binary() -> tuple[str | None, str | None]:
 def _sling(config: BenchConfig, source: str) -> Approach:
     binary, reason = sling_binary()
     schema = f"{_prefix(source)}_sling"
-    stream = "public.lineitem" if source == "pg" else f"{MARIADB_DB}.lineitem"
+    stream = config.data.source_table if source == "pg" else f"{MARIADB_DB}.{config.data.table}"
     argv = (
         binary or "sling", "run",
         "--src-conn", "BENCH_SRC", "--src-stream", stream,
-        "--tgt-conn", "BENCH_DST", "--tgt-object", f"{schema}.lineitem",
+        "--tgt-conn", "BENCH_DST", "--tgt-object", config.data.target(schema),
         "--mode", "full-refresh",
     )  # fmt: skip
     src_url = _source_url(config, source, None).replace("mysql+pymysql://", "mysql://")
@@ -236,7 +283,7 @@ def _sling(config: BenchConfig, source: str) -> Approach:
         key="sling",
         label="(e) Sling CLI (PyPI-packaged binary)",
         source=source,
-        target=f"{schema}.lineitem",
+        target=config.data.target(schema),
         verify=Verify.COUNT,
         prepare=Prepare.DROP_SCHEMA,
         argv=argv,
@@ -252,3 +299,108 @@ def _sling(config: BenchConfig, source: str) -> Approach:
 
 def _sslmode(url: str, source: str) -> str:
     return f"{url}?sslmode=disable" if source == "pg" else url
+
+
+def _pgcopydb_binary() -> tuple[str | None, str | None]:
+    """pgcopydb from Debian's package: on the PATH, or in PostgreSQL's bin folder; else (None, why not)."""
+    found = shutil.which("pgcopydb") or next(
+        (str(p) for p in sorted(Path("/usr/lib/postgresql").glob("*/bin/pgcopydb"), reverse=True)), None
+    )
+    return (found, None) if found else (None, "pgcopydb not found (Debian/Ubuntu: apt-get install pgcopydb)")
+
+
+def _pgcopydb_filters(config: BenchConfig) -> Path:
+    """A filter file naming the dataset's table only (nothing else of the source is copied).
+
+    ``clone`` still builds every index of that table, the source's index on the cursor included: pgcopydb
+    0.10 ignores an ``[exclude-index]`` section here (tried), so its target has one index more than the
+    others' (see bench/README.md)."""
+    path = config.work_dir / "pgcopydb" / f"filters_{config.data.table}.ini"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"[include-only-table]\n{config.data.source_table}\n", encoding="utf-8")
+    return path
+
+
+def _pgcopydb(config: BenchConfig, source: str) -> Approach:
+    """pgcopydb copy table-data: COPY into the existing (emptied) table of the same name in the target."""
+    binary, reason = _pgcopydb_binary()
+    work = config.work_dir / "pgcopydb" / "table-data"
+    argv = (
+        binary or "pgcopydb", "copy", "table-data",
+        "--source", config.postgres.url(PG_SOURCE_DB),
+        "--target", config.postgres.url(PG_TARGET_DB),
+        "--filters", str(_pgcopydb_filters(config)),
+        "--dir", str(work),
+    )  # fmt: skip
+    return Approach(
+        key="pgcopydb",
+        label="(f) pgcopydb copy table-data (into the existing table)",
+        source=source,
+        target=config.data.source_table,  # pgcopydb writes to the source's schema.table in the target
+        verify=Verify.CHECKSUM,
+        prepare=Prepare.TRUNCATE,
+        argv=argv,
+        env=config.postgres.client_env(),
+        skip_reason=reason,
+        scratch=(str(work),),
+    )
+
+
+def _pgcopydb_clone(config: BenchConfig, source: str) -> Approach:
+    """pgcopydb clone into a fresh database: the table without its key, in two key ranges, then the key."""
+    binary, reason = _pgcopydb_binary()
+    work = config.work_dir / "pgcopydb" / "clone"
+    # pgcopydb splits a table larger than the threshold into ceil(size / threshold) key ranges: two here
+    split = databases.table_bytes(config.postgres, config.data.source_table) // 2 + 1
+    argv = (
+        binary or "pgcopydb", "clone",
+        "--source", config.postgres.url(PG_SOURCE_DB),
+        "--target", config.postgres.url(PG_CLONE_DB),
+        "--filters", str(_pgcopydb_filters(config)),
+        "--dir", str(work),
+        "--table-jobs", "2", "--index-jobs", "2",
+        "--split-tables-larger-than", str(split),
+        "--no-owner", "--no-acl",
+    )  # fmt: skip
+    return Approach(
+        key="pgcopydb_clone",
+        label="(f2) pgcopydb clone, split in two key ranges (key built after the load)",
+        source=source,
+        target=config.data.source_table,
+        verify=Verify.CHECKSUM,
+        prepare=Prepare.RECREATE_DATABASE,
+        argv=argv,
+        env=config.postgres.client_env(),
+        skip_reason=reason,
+        database=PG_CLONE_DB,
+        scratch=(str(work),),
+    )
+
+
+def _pgloader(config: BenchConfig, source: str) -> Approach:
+    """pgloader, MySQL -> PostgreSQL, ``WITH data only, truncate`` into the existing table."""
+    binary = shutil.which("pgloader")
+    schema = "mysrc_pgloader"
+    folder = config.work_dir / "pgloader"
+    folder.mkdir(parents=True, exist_ok=True)
+    command = folder / f"{config.data.table}.load"
+    command.write_text(
+        "LOAD DATABASE\n"
+        f"    FROM {config.mariadb.url(MARIADB_DB)}\n"
+        f"    INTO {config.postgres.url(PG_TARGET_DB)}\n"
+        "WITH data only, truncate\n"
+        f"INCLUDING ONLY TABLE NAMES MATCHING '{config.data.table}'\n"
+        f"ALTER SCHEMA '{MARIADB_DB}' RENAME TO '{schema}';\n",
+        encoding="utf-8",
+    )
+    return Approach(
+        key="pgloader",
+        label="(g) pgloader WITH data only, truncate (into the existing table)",
+        source=source,
+        target=config.data.target(schema),
+        verify=Verify.CHECKSUM,
+        prepare=Prepare.TRUNCATE,
+        argv=(binary or "pgloader", "--root-dir", str(folder / "root"), str(command)),
+        skip_reason=None if binary else "pgloader not found (Debian/Ubuntu: apt-get install pgloader)",
+        scratch=(str(folder / "root"),),
+    )

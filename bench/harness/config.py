@@ -7,10 +7,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
 
+from harness import datasets
+from harness.datasets import Dataset
+
 BENCH_DIR = Path(__file__).resolve().parent.parent
 REPO_DIR = BENCH_DIR.parent
 PG_SOURCE_DB = "etl_bench_src"
 PG_TARGET_DB = "etl_bench_dst"
+PG_CLONE_DB = "etl_bench_clone"  # pgcopydb clone's target: a fresh database for every run
 MARIADB_DB = "etl_bench"
 
 
@@ -76,6 +80,22 @@ class BenchConfig:
     results_file: Path
     note: str = ""
     report_only: bool = False  # write the report from the saved figures, run nothing
+    dataset: str = "lineitem"  # "lineitem" (scaled by sf) or "sales" (scaled by rows)
+    rows: int = 0  # rows of the sales dataset
+
+    @property
+    def data(self) -> Dataset:
+        return datasets.get(self.dataset)
+
+    @property
+    def scale_label(self) -> str:
+        """The size of the data, as the report shows it."""
+        return f"SF {self.sf:g}" if self.dataset == "lineitem" else f"{self.rows:,} rows"
+
+    @property
+    def results_name(self) -> str:
+        """The saved figures' file name (one per dataset and size; lineitem keeps its older names)."""
+        return f"sf{self.sf:g}.json" if self.dataset == "lineitem" else f"{self.dataset}_{self.rows}.json"
 
     @property
     def work_dir(self) -> Path:

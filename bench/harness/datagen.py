@@ -1,4 +1,6 @@
-"""TPC-H lineitem from DuckDB's dbgen, written once per scale factor to ``bench/data/sf<SF>/lineitem.csv``.
+"""The data files: TPC-H lineitem from DuckDB's dbgen, written once per scale factor to
+``bench/data/sf<SF>/lineitem.csv``, and the mixed ``sales`` table (:mod:`harness.sales`), written once per
+row count to ``bench/data/sales_<rows>/sales.csv``.
 
 The tpch extension is loaded from the ``duckdb-extension-tpch`` package by its file path, with
 automatic installing and loading of extensions switched off and an empty extension directory, so
@@ -15,6 +17,30 @@ from pathlib import Path
 from harness.lineitem import NAMES
 
 logger = logging.getLogger(__name__)
+
+
+def dataset_csv(dataset: str, sf: float, rows: int, data_dir: Path, work_dir: Path) -> Path:
+    """The CSV file of ``dataset`` at its size, generated when missing."""
+    if dataset == "lineitem":
+        return lineitem_csv(sf, data_dir, work_dir)
+    return sales_csv(rows, data_dir, work_dir)
+
+
+def sales_csv(rows: int, data_dir: Path, work_dir: Path) -> Path:
+    """The CSV file of the sales table with ``rows`` rows (no header, in key order), generated when missing."""
+    from harness import sales
+
+    folder = data_dir / f"sales_{rows}"
+    csv_file = folder / "sales.csv"
+    done = folder / "sales.done"
+    stamp = f"rows={rows} generator={sales.GENERATOR_VERSION}\n"
+    if csv_file.is_file() and done.is_file() and done.read_text(encoding="utf-8") == stamp:
+        logger.info("data: reusing %s", csv_file)
+        return csv_file
+    folder.mkdir(parents=True, exist_ok=True)
+    sales.generate(rows, csv_file, work_dir)
+    done.write_text(stamp, encoding="utf-8")
+    return csv_file
 
 
 def lineitem_csv(sf: float, data_dir: Path, work_dir: Path) -> Path:

@@ -15,6 +15,7 @@ PACKAGES = (
     "SQLAlchemy", "psycopg", "PyMySQL", "pyarrow", "duckdb", "duckdb-extension-tpch", "pandas", "dlt",
     "sling-linux-amd64",
 )  # fmt: skip
+TOOLS = ("pgcopydb", "pgloader")
 
 
 def describe(config: BenchConfig) -> dict[str, str]:
@@ -27,10 +28,15 @@ def describe(config: BenchConfig) -> dict[str, str]:
         "Python": platform.python_version(),
         "PostgreSQL": pg,
         "MariaDB": my,
-        "load average at start (1/5/15 min)": " / ".join(f"{v:.2f}" for v in os.getloadavg()),
+        "load average at start (1/5/15 min)": load_average(),
         "packages": ", ".join(_package_versions()),
+        "tools": ", ".join(_tool_versions()),
         "repository commit": _commit(),
     }
+
+
+def load_average() -> str:
+    return " / ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
 def _cpu_model() -> str:
@@ -61,6 +67,22 @@ def _package_versions() -> list[str]:
             found.append(f"{name} {metadata.version(name)}")
         except metadata.PackageNotFoundError:
             continue
+    return found
+
+
+def _tool_versions() -> list[str]:
+    """The specialist tools' versions, from their own ``--version`` (Debian packages, not pip)."""
+    found = []
+    for tool in TOOLS:
+        try:
+            done = subprocess.run([tool, "--version"], capture_output=True, text=True, timeout=60, check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        lines = [
+            line for line in (done.stdout + done.stderr).splitlines() if "version" in line and "Running" not in line
+        ]
+        if lines:
+            found.append(lines[0].strip())
     return found
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 import shutil
+from dataclasses import replace
 
 from harness import databases
-from harness.approaches import RAW, Approach, Prepare, Verify, build, ours_command
+from harness.approaches import EVERY_RUN, Approach, Prepare, Verify, build, ours_command
 from harness.config import PG_SOURCE_DB, PG_TARGET_DB, REPO_DIR, BenchConfig, child_environment
 from harness.databases import Fingerprint
 from harness.measure import Measurement, log_tail, run_measured
@@ -21,7 +22,7 @@ class BenchFailure(RuntimeError):
 
 def run_full_phase(config: BenchConfig, source: str, reference: Fingerprint) -> PhaseResult:
     """Every selected approach ``config.runs`` times, alternating (A B C A B C ...), each run checked."""
-    approaches = build(config, source)
+    approaches = _build(config, source)
     phase = PhaseResult(source=source, rows=reference.rows)
     results: dict[str, ApproachResult] = {}
     for approach in approaches:
@@ -34,13 +35,13 @@ def run_full_phase(config: BenchConfig, source: str, reference: Fingerprint) -> 
         if approach.skip_reason:
             logger.warning("%s: skipped: %s", approach.name, approach.skip_reason)
         elif approach.prepare is Prepare.TRUNCATE and not approach.ours:
-            databases.create_target(config.postgres, approach.target)
+            databases.create_target(config.postgres, config.data, approach.target)
     for run_no in range(1, config.runs + 1):
         for approach in approaches:
             result = results[approach.name]
             if result.skip_reason or result.failure:
                 continue
-            if approach.key not in (*RAW, "ours") and run_no > config.competitor_runs:
+            if approach.key not in (*EVERY_RUN, "ours") and run_no > config.competitor_runs:
                 continue
             _one_full_run(config, approach, result, run_no, reference)
     return phase
@@ -49,11 +50,17 @@ def run_full_phase(config: BenchConfig, source: str, reference: Fingerprint) -> 
 def _one_full_run(
     config: BenchConfig, approach: Approach, result: ApproachResult, run_no: int, reference: Fingerprint
 ) -> None:
-    _prepare(config, approach)
     log = config.logs_dir / f"{approach.source}_{approach.key}_run{run_no}.log"
     cwd = REPO_DIR if approach.ours else config.work_dir
-    measured = run_measured(approach.argv, child_environment(dict(approach.env)), cwd, log, config.timeout)
-    problem = _problem(config, approach, measured, reference)
+    try:
+        _prepare(config, approach)
+        measured = run_measured(approach.argv, child_environment(dict(approach.env)), cwd, log, config.timeout)
+        problem = _problem(config, approach, measured, reference)
+    except Exception as exc:  # e.g. a tool exits 0 but its target is not there
+        if approach.ours:
+            raise
+        problem = f"{type(exc).__name__}: {exc} (log: {log})".strip()
+        measured = Measurement(0.0, 0.0, -1, False, log)
     result.runs.append(RunRecord(measured.seconds, measured.peak_rss_mb, problem is None, problem or ""))
     if problem is None:
         logger.info("%s run %d/%d: %.2f s, peak RSS %.0f MB, target verified (%s)", approach.name, run_no,
@@ -65,9 +72,30 @@ def _one_full_run(
     logger.error("%s run %d: %s; it is left out of the remaining runs", approach.name, run_no, problem)
 
 
+def _build(config: BenchConfig, source: str) -> list[Approach]:
+    """The approaches of ``source``; one that cannot even be set up is noted as skipped, with the reason."""
+    try:
+        return build(config, source)
+    except Exception as exc:  # noqa: BLE001 - a tool's set-up must not stop the other approaches
+        logger.warning("setting up the approaches failed (%s); retrying one by one", exc)
+    approaches = []
+    for key in config.approaches:
+        try:
+            approaches += build(replace(config, approaches=(key,)), source)
+        except Exception as exc:  # noqa: BLE001
+            approaches.append(
+                Approach(key, key, source, "", Verify.COUNT, Prepare.TRUNCATE, skip_reason=f"set-up failed: {exc}")
+            )
+    return approaches
+
+
 def _prepare(config: BenchConfig, approach: Approach) -> None:
+    for folder in approach.scratch:
+        shutil.rmtree(folder, ignore_errors=True)
     if approach.prepare is Prepare.TRUNCATE:
         databases.truncate_target(config.postgres, approach.target)
+    elif approach.prepare is Prepare.RECREATE_DATABASE:
+        databases.recreate_database(config.postgres, approach.database)
     else:
         databases.drop_schema(config.postgres, approach.schema)
         shutil.rmtree(config.work_dir / "dlt" / approach.schema, ignore_errors=True)
@@ -80,14 +108,14 @@ def _problem(config: BenchConfig, approach: Approach, measured: Measurement, ref
     if measured.exit_code != 0:
         return f"exit code {measured.exit_code} (log: {measured.log}):\n{log_tail(measured.log)}"
     if approach.verify is Verify.CHECKSUM:
-        got = databases.fingerprint(config.postgres, PG_TARGET_DB, approach.target)
+        got = databases.fingerprint(config.postgres, approach.database, config.data, approach.target)
         if got != reference:
             return (
                 f"TARGET MISMATCH in {approach.target}: {got.rows} rows, checksum {got.checksum}; "
                 f"the source has {reference.rows} rows, checksum {reference.checksum}"
             )
         return None
-    rows = databases.row_count(config.postgres, approach.target)
+    rows = databases.row_count(config.postgres, approach.target, approach.database)
     if rows != reference.rows:
         return f"TARGET MISMATCH in {approach.target}: {rows} rows; the source has {reference.rows}"
     return None
@@ -99,20 +127,21 @@ def run_incremental(config: BenchConfig, ours_loaded: bool) -> IncrementalResult
     Needs our PostgreSQL target fully loaded with a watermark; when the full phase did not run our
     runner, one untimed full load comes first. Every incremental run is checked against the source.
     """
-    target = "pgsrc_ours.lineitem"
+    data = config.data
+    target = data.target("pgsrc_ours")
     if not ours_loaded:
         _untimed_full_load(config)
-    before = databases.fingerprint(config.postgres, PG_SOURCE_DB, databases.SOURCE_TABLE)
+    before = databases.fingerprint(config.postgres, PG_SOURCE_DB, data, data.source_table)
     result = IncrementalResult(rows_before=before.rows, percent=config.incremental_pct)
     argv, env = ours_command(config, "pg", "I")
     for round_no in range(1, config.incremental_runs + 1):
-        inserted, updated = databases.change_source(config.postgres, round_no, config.incremental_pct)
-        reference = databases.fingerprint(config.postgres, PG_SOURCE_DB, databases.SOURCE_TABLE)
+        inserted, updated = databases.change_source(config.postgres, data, round_no, config.incremental_pct)
+        reference = databases.fingerprint(config.postgres, PG_SOURCE_DB, data, data.source_table)
         log = config.logs_dir / f"pg_ours_incremental{round_no}.log"
         measured = run_measured(argv, child_environment(env), REPO_DIR, log, config.timeout)
         if not measured.ok:
             raise BenchFailure(f"incremental run {round_no}: exit code {measured.exit_code}:\n{log_tail(log)}")
-        got = databases.fingerprint(config.postgres, PG_TARGET_DB, target)
+        got = databases.fingerprint(config.postgres, PG_TARGET_DB, data, target)
         if got != reference:
             raise BenchFailure(
                 f"incremental run {round_no}: TARGET MISMATCH in {target}: {got.rows} rows, checksum {got.checksum}; "

@@ -93,6 +93,12 @@ class BenchResult:
     machine: dict[str, str] = field(default_factory=dict)
     phases: list[PhaseResult] = field(default_factory=list)
     incremental: IncrementalResult | None = None
+    dataset: str = "lineitem"
+    scale: str = ""  # "SF 1" or "1,000,000 rows"
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        self.scale = self.scale or f"SF {self.sf:g}"  # results saved before there was a sales dataset
 
     def phase(self, source: str) -> PhaseResult | None:
         return next((p for p in self.phases if p.source == source), None)

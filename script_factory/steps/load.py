@@ -12,6 +12,7 @@ table's incremental ``append`` is applied as ``delete_insert`` (idempotent by wi
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -90,6 +91,8 @@ def load_table(
             summary = settle(ctx, conn, results, reconciled)
         _save_state(ctx, conn, table, window, strategy, stats)
         record_changes(conn, ctx, _target_name(ctx, table), shape)
+        if table.profile and stats.rows:
+            _profile(ctx, conn, session, table, plan, stats)
 
     in_warehouse = _target_name(ctx, table) == ctx.project.warehouse
     with source.read(request) as stream:
@@ -156,6 +159,36 @@ def _reconcile(
         Finding(row, f"reconcile {table.target} {f.label} ({row['detail']})" if f.label in failing else None)
         for f, row in zip(compared, rows, strict=True)
     ]
+
+
+def _profile(
+    ctx: RunContext, conn: Any, session: LoadSession, table: TableSpec, plan: LoadPlan, stats: LoadStats
+) -> None:
+    """The profile of the rows this load wrote, recorded with them (script_factory/profiling.py). The
+    rows' own table, where PostgreSQL estimates the distinct counts: the staging table when the load
+    staged them, else the target of a ``replace`` (a direct ``append`` has none)."""
+    from sqlalchemy import table as sql_table
+
+    from script_factory.profiling import profile_load
+
+    started = time.perf_counter()
+    own = getattr(session, "stage", None)  # SqlLoadSession's staging table, once rows were staged
+    if own is None and plan.strategy is Strategy.REPLACE:
+        own = sql_table(table.target.name, schema=table.target.schema)
+    rules = table.transforms.columns if table.transforms else ()
+    protected = [rule.target for rule in rules if rule.protects]
+    rows = profile_load(
+        conn,
+        session,
+        written_rows(plan),
+        table.target,
+        ctx.run_id,
+        ctx.project.name,
+        rows_written=stats.rows,
+        own_table=own,
+        protected=protected,
+    )
+    ctx.logger.info("profile %s: %d columns in %.2f s", table.target, len(rows), time.perf_counter() - started)
 
 
 def _source_count(table: TableSpec, figures: dict[str, Any], stats: LoadStats) -> int | None:

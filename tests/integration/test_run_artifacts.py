@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_cli
-from tests.fakes.smtp_server import SmtpSink
+from tests.fakes.smtp_server import SmtpServer
 from tests.projects import items_project, items_rows, sqlite_items
 
 PASSWORD = "S3cr3t-pa55w0rd"
@@ -75,7 +75,7 @@ def test_the_failure_e_mail_is_sent_with_secrets_masked(
     )
     # A source URL with a password (trust auth ignores it) and an SMTP password: neither may leak.
     monkeypatch.setenv("ETL_CONN_SRC", pg_url.replace("postgres@", f"postgres:{PASSWORD}@"))
-    with SmtpSink() as smtp:
+    with SmtpServer() as smtp:
         monkeypatch.setenv("ETL_SMTP_HOST", "127.0.0.1")
         monkeypatch.setenv("ETL_SMTP_PORT", str(smtp.port))
         monkeypatch.setenv("ETL_SMTP_SECURITY", "none")
@@ -87,7 +87,7 @@ def test_the_failure_e_mail_is_sent_with_secrets_masked(
     message = smtp.messages[0]
     assert message["To"] == "data-team@example.com"
     assert message["Subject"].startswith("[ETL local] items_demo FAILED (run ")
-    body = message.get_payload()
+    body = message.get_body(("plain",)).get_content()
     assert "missing_table" in body and "postgres:***@" in body
     log = next((items_home / "metadata" / "logs" / "items_demo").iterdir()).read_text(encoding="utf-8")
     error = warehouse(items_home, "SELECT error_message FROM etl_runs")[0][0]
@@ -105,7 +105,7 @@ def test_no_e_mail_on_success_when_only_failures_are_asked_for(
           email: {to: [data-team@example.com], on: [failure]}
     """,
     )
-    with SmtpSink() as smtp:
+    with SmtpServer() as smtp:
         monkeypatch.setenv("ETL_SMTP_HOST", "127.0.0.1")
         monkeypatch.setenv("ETL_SMTP_PORT", str(smtp.port))
         monkeypatch.setenv("ETL_SMTP_SECURITY", "none")

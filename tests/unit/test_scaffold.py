@@ -65,7 +65,7 @@ def test_launchers_in_the_runner_folder_are_copies_of_sales_demo() -> None:
 
 def test_launchers_of_another_home_pin_it_and_call_the_runner(tmp_path: Path) -> None:
     launchers = {p.name: t for p, t in render_launchers(tmp_path, "erp_sync").items()}
-    assert sorted(launchers) == ["erp_sync.bat", "erp_sync.sh"]  # the Docker image holds the runner's projects
+    assert sorted(launchers) == ["erp_sync.bat", "erp_sync.sh"]  # the Docker launchers mount the runner's projects
     sh = launchers["erp_sync.sh"]
     assert 'ETL_HOME=$(cd "$(dirname "$0")/.." && pwd)\nexport ETL_HOME\n' in sh
     assert f"exec '{REPO_ROOT / 'script_runner' / '_launch.sh'}' erp_sync \"$@\"\n" in sh

@@ -169,3 +169,11 @@ def test_progress_with_a_total_says_the_share_and_an_eta(caplog: pytest.LogCaptu
     with caplog.at_level(logging.INFO, logger="utilities.progress"):
         progress.advance(250)
     assert "250 of 1,000 rows so far" in caplog.text and ", ETA " in caplog.text
+
+
+def test_the_script_version_names_the_commit_the_docker_image_was_built_from(tmp_path: Path) -> None:
+    from utilities.version import script_version
+
+    assert script_version("0.1.0", tmp_path) == "0.1.0"  # no .git, no .git-commit
+    (tmp_path / ".git-commit").write_text("948ce7ac604804202aeebba6e436b17644bc2531\n", encoding="utf-8")
+    assert script_version("0.1.0", tmp_path) == "0.1.0+948ce7a"
