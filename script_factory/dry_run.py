@@ -53,7 +53,12 @@ def preview_context(plan: Plan, request: RunRequest, settings: Settings) -> Iter
 
 
 def render(plan: Plan, request: RunRequest, settings: Settings) -> str:
-    with preview_context(plan, request, settings) as (ctx, watermark_note):
+    from connectors.read_text import kept_in
+
+    with (
+        kept_in(settings.paths.metadata / "cache" / "reads"),
+        preview_context(plan, request, settings) as (ctx, watermark_note),
+    ):
         return _render(plan, request, settings, ctx, watermark_note)
 
 
