@@ -119,10 +119,12 @@ class PostgresConnector(SqlConnector):
 
     def engine_options(self) -> dict[str, Any]:
         """Sessions run in UTC whatever the server's setting, so a naive timestamp loaded into a
-        ``timestamptz`` column means the same instant on every server."""
+        ``timestamptz`` column means the same instant on every server. ``use_native_hstore=False``: no
+        hstore values are read or written, so each new connection skips the dialect's hstore lookup
+        (a SAVEPOINT, a catalog query and a RELEASE on every engine's first connection)."""
         timeout = int(self.variable("ETL_CONNECT_TIMEOUT", "15") or 15)
         connect_args = {"connect_timeout": timeout, "options": "-c TimeZone=UTC"}
-        return {**super().engine_options(), "connect_args": connect_args}
+        return {**super().engine_options(), "connect_args": connect_args, "use_native_hstore": False}
 
     def server_version(self, conn: Connection) -> str:
         version = conn.exec_driver_sql("SHOW server_version").scalar()

@@ -351,11 +351,27 @@ class SqlConnector(Connector):
         return tuple(constraint.get("constrained_columns") or ())
 
     def describe_read(self, request: ReadRequest) -> str:
+        """The read compiled in this connector's dialect, with its bound values. Under ``--dry-run`` the
+        text comes from connectors/read_text.py's store when this read was compiled before (no SQLAlchemy
+        import); it is kept only for connectors that compile reads as this class does."""
+        from connectors import read_text
+
+        plain = all(getattr(type(self), m) is getattr(SqlConnector, m) for m in ("select_for", "dialect"))
+        name = read_text.key(self, request) if plain else None
+        kept = read_text.lookup(name)
+        shown = kept.shown(request) if kept is not None else None
+        if shown is not None:
+            return shown
         stmt, params = self.select_for(request)
         compiled = stmt.compile(dialect=self.dialect)
         values = {**params, **{k: v for k, v in compiled.params.items() if k.startswith("window_")}}
-        shown = ", ".join(f"{k}={v!r}" for k, v in values.items())
-        return f"{str(compiled).strip()}\n-- bound: {shown or '(none)'}"
+        bound = ", ".join(f"{k}={v!r}" for k, v in values.items())
+        text = f"{str(compiled).strip()}\n-- bound: {bound or '(none)'}"
+        if name is not None:
+            entry = read_text.verified(str(compiled).strip(), params, compiled.params)
+            if entry.shown(request) == text:
+                read_text.store(name, entry)
+        return text
 
     def prepare_read(self, conn: Connection, stmt: Executable, params: Mapping[str, Any]) -> Executable:
         """Hook: adjust the read statement once connected (Oracle rewrites zoned timestamps to UTC)."""

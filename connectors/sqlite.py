@@ -7,6 +7,7 @@ for writers), so DDL and loads are atomic, and a killed run is rolled back by SQ
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from datetime import date, datetime, time
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
 BUSY_TIMEOUT_MS = 60_000
 # Primary result codes (``sqlite_errorcode & 0xFF``; the extended codes add detail in the upper bits).
 SQLITE_BUSY, SQLITE_LOCKED, SQLITE_CANTOPEN = 5, 6, 14
+# ``sqlite[+driver]:///file`` with a plain path: read without SQLAlchemy (a dry run may never import it)
+_PLAIN_FILE_URL = re.compile(r"sqlite(?:\+\w+)?:///(?P<database>[^?#%@]*)(?:\?[^#%]*)?")
 
 # Explicit adapters (the implicit ones are deprecated from Python 3.12): ISO text, space separator,
 # the same text the sqlite3 module has always written, so stored values keep comparing correctly.
@@ -62,10 +65,11 @@ class SqliteConnector(SqlConnector):
     @property
     def path(self) -> Path | None:
         """The database file, or None for an in-memory database."""
-        url = super().sqlalchemy_url()
-        if not url.database or url.database == ":memory:":
+        plain = _PLAIN_FILE_URL.fullmatch(self.url.reveal())
+        database = plain["database"] if plain else super().sqlalchemy_url().database
+        if not database or database == ":memory:":
             return None
-        path = Path(url.database)
+        path = Path(database)
         return path if path.is_absolute() else self.home / path
 
     def sqlalchemy_url(self) -> Any:

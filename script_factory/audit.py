@@ -228,25 +228,35 @@ etl_notifications = Table(  # one row per e-mail sent about a run (script_factor
 
 def ensure_tables(engine: Engine) -> None:
     """Create the audit tables on first use (safe when two projects start at once), and add the
-    columns a newer version introduced to tables an older version created."""
+    columns a newer version introduced to tables an older version created. When they are all there
+    already (every run but the first), that is one catalog query."""
     from sqlalchemy.exc import DBAPIError
 
+    present = _present_columns(engine)
+    if all(present.get(t.name, set()) >= {c.name for c in t.columns} for t in metadata.sorted_tables):
+        return
     try:
         metadata.create_all(engine, checkfirst=True)
     except DBAPIError:
         # Another process created them between our check and our CREATE: check again, quietly.
         metadata.create_all(engine, checkfirst=True)
-    _add_missing_columns(engine)
+    _add_missing_columns(engine, _present_columns(engine))
 
 
-def _add_missing_columns(engine: Engine) -> None:
+def _present_columns(engine: Engine) -> dict[str, set[str]]:
+    """The columns of each audit table that exists (one catalog query for all of them where the dialect can)."""
+    from sqlalchemy import inspect
+
+    names = [table.name for table in metadata.sorted_tables]
+    with engine.connect() as conn:
+        found = inspect(conn).get_multi_columns(filter_names=names)
+    return {name: {c["name"] for c in columns} for (_, name), columns in found.items()}
+
+
+def _add_missing_columns(engine: Engine, present: Mapping[str, set[str]]) -> None:
     from sqlalchemy import inspect
     from sqlalchemy.exc import DBAPIError
 
-    names = [table.name for table in metadata.sorted_tables]
-    with engine.connect() as conn:  # one catalog query for all the tables where the dialect can
-        found = inspect(conn).get_multi_columns(filter_names=names)
-    present = {name: {c["name"] for c in columns} for (_, name), columns in found.items()}
     missing = [
         (table, column)
         for table in metadata.sorted_tables

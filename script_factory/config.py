@@ -27,7 +27,6 @@ from pydantic import ValidationError
 from connectors.base import TableName
 from connectors.schema import OnSchemaChange
 from data_quality_checks.thresholds import Threshold, parse_threshold
-from script_factory.config_messages import config_error
 from script_factory.config_models import (
     CHECK_KINDS,
     DEFAULT_CHUNK_SIZE,
@@ -238,6 +237,8 @@ def parse_project(raw: Any, folder: Path, file: Path) -> ProjectConfig:
         context = {"folder": folder.name, "connections": _declared(raw), "loaded": _loaded(raw)}
         doc = ProjectFile.model_validate(raw, context=context)
     except ValidationError as exc:
+        from script_factory.config_messages import config_error  # the error path only
+
         raise config_error(exc, raw, file) from None
     tables = tuple(_table(t, doc) for t in doc.tables)
     if doc.publish == "run" and (stays := [str(t.target) for t in tables if t.continue_on_error]):

@@ -87,7 +87,7 @@ def _without_nulls(data: Any, fields: Mapping[str, Any]) -> Any:
 
 
 class _Document(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     @model_validator(mode="before")
     @classmethod
@@ -95,7 +95,7 @@ class _Document(BaseModel):
         return _without_nulls(data, cls.model_fields)
 
 
-_SPEC = ConfigDict(extra="forbid")
+_SPEC = ConfigDict(extra="forbid", defer_build=True)
 
 
 @dataclass(frozen=True, config=_SPEC)
@@ -226,7 +226,7 @@ class IncrementalDoc(_Document):
 class SourceDoc(BaseModel):
     """Where a table's rows come from. Other keys are the connector's own options (S3, Salesforce...)."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, defer_build=True)
 
     connection: ConnectionName = Field(description="A connection declared under connections: (or the warehouse).")
     query: RelativeFile | None = Field(None, description="A .sql file of the project, e.g. sql/customers.sql.")
@@ -302,7 +302,7 @@ class LookupSourceDoc(_Document):
 class LookupDoc(_Document):
     """Add a column from a small reference table, loaded once per run (e.g. country code -> country name)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True)
 
     column: Identifier = Field(description="The table's column matched with key (its target name).")
     source: LookupSourceDoc = Field(alias="from", description="Where the reference rows are.")
@@ -487,7 +487,7 @@ TABLE_ENTRY_TAGS = {"table": TableDoc, "pattern": TablePatternEntryDoc}  # in py
 class SourceDefaultsDoc(BaseModel):
     """The source keys every table shares (its connection, a connector's options); merged one level deep."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, defer_build=True)
 
     connection: ConnectionName | None = Field(None, description="The connection of every table's source.")
 

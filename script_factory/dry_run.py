@@ -1,7 +1,9 @@
 """``--dry-run``: print the assembled tasks, their bound parameters and the SQL they would run.
 
 Nothing is written and nothing is created: the watermark is read only if the audit table already
-exists, and an embedded SQLite warehouse that does not exist yet is not opened.
+exists, and an embedded SQLite warehouse that does not exist yet is not opened. So a dry run connects
+(and imports a driver) only to read the watermarks of a warehouse that exists; the SQL it prints is
+compiled by SQLAlchemy in the source's dialect, which needs no driver.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from dataclasses import is_dataclass
 from typing import Any
 
 from connectors import open_connector
-from script_factory import audit
 from script_factory.context import Connections, RunContext
 from script_factory.factory import Plan
 from script_factory.request import RunRequest
@@ -52,7 +53,12 @@ def preview_context(plan: Plan, request: RunRequest, settings: Settings) -> Iter
 
 
 def render(plan: Plan, request: RunRequest, settings: Settings) -> str:
-    with preview_context(plan, request, settings) as (ctx, watermark_note):
+    from connectors.read_text import kept_in
+
+    with (
+        kept_in(settings.paths.metadata / "cache" / "reads"),
+        preview_context(plan, request, settings) as (ctx, watermark_note),
+    ):
         return _render(plan, request, settings, ctx, watermark_note)
 
 
@@ -85,6 +91,8 @@ def _read_only_engine(plan: Plan, settings: Settings) -> tuple[Any, str]:
     path = getattr(warehouse, "path", None)
     if path is not None and not path.is_file():
         return None, f"none yet ({path} does not exist)"
+    from script_factory import audit  # SQLAlchemy: only when there is a warehouse to read
+
     try:
         engine = warehouse.engine  # type: ignore[attr-defined]
         with engine.connect() as conn:
@@ -101,6 +109,8 @@ def _watermarks(engine: Any, project: str) -> Callable[[str], CursorValue | None
     """Reads a table's watermark, or None when there is no audit table to read it from."""
     if engine is None:
         return None
+
+    from script_factory import audit
 
     def read(table: str) -> CursorValue | None:
         with engine.connect() as conn:

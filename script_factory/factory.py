@@ -26,7 +26,7 @@ from typing import Any
 from connectors import connector_class, scheme_of
 from connectors.base import Connector
 from connectors.sql import SqlConnector
-from script_factory.config import CheckSpec, FunctionSpec, ProjectConfig, Strategy, TableSpec, load_project
+from script_factory.config import CheckSpec, FunctionSpec, ProjectConfig, Strategy, TableSpec
 from script_factory.expand import describe_pattern, expand_patterns
 from script_factory.listing import project_names as folders_with_a_project
 from script_factory.pii import pii_key
@@ -75,7 +75,9 @@ def load_project_config(name: str, settings: Settings) -> ProjectConfig:
             f"unknown project {name!r}: no {folder / 'project.yml'} (known projects: {known}); "
             f"see script_runner.py --list"
         )
-    return load_project(folder)
+    from script_factory.config_cache import cached_project
+
+    return cached_project(folder, settings.paths.metadata)
 
 
 def build_plan(request: RunRequest, settings: Settings, expand: bool = True) -> Plan:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,7 +28,8 @@ def preview_sql_script(ctx: RunContext, *, connection: str, label: str, sql: str
     values = ctx.bind_values()
     shown = []
     for statement in split_statements(sql):
-        _, params = bound(statement, values)
+        names = bind_names(strip_comments(statement))  # what text() binds, without importing SQLAlchemy
+        params = {k: v for k, v in values.items() if k in names}
         shown.append(statement + ";" + (f"\n-- bound: {params}" if params else ""))
     return "\n".join(shown)
 
@@ -39,3 +41,13 @@ def bound(statement: str, values: Mapping[str, Any]) -> tuple[Any, dict[str, Any
     clause = text(strip_comments(statement))
     names = set(clause.compile().params)
     return clause, {k: v for k, v in values.items() if k in names}
+
+
+#: SQLAlchemy's ``TextClause._bind_params_regex``: ``:name`` not after ``:``, a word character or a backslash, and
+#: not followed by ``:`` or a word character (tests/unit/test_startup.py compares the two)
+BIND_NAME = re.compile(r"(?<![:\w\x5c]):(\w+)(?![:\w])", re.UNICODE)
+
+
+def bind_names(text: str) -> set[str]:
+    """The bind parameters ``sqlalchemy.text(text)`` has."""
+    return set(BIND_NAME.findall(text))

@@ -51,11 +51,13 @@ def assert_one_error_line(result: CliResult, expected: str) -> None:
 
 
 def metadata_files(home: Path) -> list[str]:
-    """Everything below ``home/metadata`` (relative paths), or ['<file>'] if metadata is a file."""
+    """Everything below ``home/metadata`` (relative paths), or ['<file>'] if metadata is a file; the cache of
+    validated configs (``metadata/cache/``, written when a valid project.yml is read) is no run artifact."""
     metadata = home / "metadata"
     if not metadata.is_dir():
         return ["<file>"] if metadata.exists() else []
-    return sorted(str(p.relative_to(metadata)) for p in metadata.rglob("*"))
+    found = (str(p.relative_to(metadata)) for p in metadata.rglob("*"))
+    return sorted(name for name in found if name != "cache" and not name.startswith("cache/"))
 
 
 def audit_runs(home: Path) -> list[tuple]:
