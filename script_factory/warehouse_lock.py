@@ -140,6 +140,11 @@ class WarehouseLock:
         self.release()
 
 
+def holder(conn: Connection, project: str, table: str | None = None) -> str | None:
+    """Who holds the warehouse lock of ``project`` (or of its ``table``): "pid N on HOST since T", or None."""
+    return _holder(conn, lock_key(project, table))
+
+
 def _holder(conn: Connection, key: int) -> str | None:
     """Who holds advisory lock ``key`` in this database: "pid N on HOST since T", when it says."""
     from sqlalchemy import text

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -58,7 +59,16 @@ def test_history_shows_the_latest_runs(loaded: str) -> None:
 def test_status_shows_watermarks_runs_locks_and_next_runs(loaded: str, etl_home: Path) -> None:
     from croniter import croniter
 
-    with ProjectLock(etl_home / "metadata" / "locks", "items_demo"):
+    if loaded.startswith("postgres"):  # the run lock is the warehouse's advisory lock
+        from connectors import open_connector
+        from script_factory.warehouse_lock import WarehouseLock
+        from utilities.secrets import Secret
+
+        connector = open_connector("warehouse", Secret(os.environ["ETL_CONN_WAREHOUSE"]), etl_home)
+        held: Any = WarehouseLock(connector, "items_demo", ["items"])
+    else:
+        held = ProjectLock(etl_home / "metadata" / "locks", "items_demo")
+    with held:
         result = run_cli("--status", "--project", "items_demo")
     assert result.code == 0, result.stderr
     text = result.stdout
@@ -67,6 +77,8 @@ def test_status_shows_watermarks_runs_locks_and_next_runs(loaded: str, etl_home:
     assert "run 1 at" in text and "7 rows, data up to 2024-01-01 00:07:00" in text
     assert "last failure  run 2 at" in text and "query failed" in text
     assert f"lock          HELD by pid {os.getpid()}" in text
+    if loaded.startswith("postgres"):  # shared by a run of some tables, and the table's own lock
+        assert f"table lock    items: HELD by pid {os.getpid()}" in text
     upcoming = croniter("30 5 * * 1-5", datetime.now().astimezone()).get_next(datetime)
     assert f"next runs {upcoming.strftime('%Y-%m-%d %H:%M')}, " in text
     table = [line for line in text.splitlines() if line.strip().startswith("items ")]
