@@ -2,12 +2,14 @@
 
 Models or dataclasses? Both, each where it fits. The pydantic models of config_models.py describe the
 file as it is written: they validate it (collecting every error at once) and generate its JSON Schema
-(customer_code/project.schema.json). The engine keeps the frozen dataclasses it has always used
-(``dataclasses.is_dataclass`` and plain ``repr`` for ``--dry-run``, no pydantic in the step
-functions), because for the project, its connections, tables, checks and outputs the shape the
-engine wants differs from the file's (``project`` is ``name``, ``incremental:`` is flattened, a
-check's options are gathered, defaults come from the project). Where both shapes are the same
-(retries, retention, aggregations, functions, e-mail), the spec is a pydantic dataclass, written once.
+(customer_code/project.schema.json). The engine uses the plain frozen dataclasses of config_specs.py
+(``dataclasses.is_dataclass`` and plain ``repr`` for ``--dry-run``, no pydantic after validation),
+because for the project, its connections, tables, checks and outputs the shape the engine wants
+differs from the file's (``project`` is ``name``, ``incremental:`` is flattened, a check's options are
+gathered, defaults come from the project). Where both shapes are the same (retries, retention,
+aggregations, functions, e-mail...), the pydantic dataclass and the spec share name and fields, and the
+validated value is copied into the spec. This module imports pydantic only when it validates, so a
+config read from the cache (script_factory/config_cache.py) runs without it.
 
     python -m script_factory.config --write-schema     # regenerate customer_code/project.schema.json
 """
@@ -16,45 +18,42 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import fields
 from pathlib import Path
-from typing import Any
-
-from pydantic import ValidationError
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from connectors.base import TableName
-from connectors.schema import OnSchemaChange
-from data_quality_checks.thresholds import Threshold, parse_threshold
-from script_factory.config_models import (
-    CHECK_KINDS,
+from script_factory.config_specs import (
+    ANY_FAILING,
     DEFAULT_CHUNK_SIZE,
+    IDENTIFIER,
+    NAME,
     AggregationSpec,
-    CheckDoc,
+    CheckSpec,
+    ConnectionSpec,
     DependencySpec,
     EmailSpec,
     FunctionSpec,
-    OutputDoc,
-    ProjectFile,
+    OutputSpec,
+    ProjectConfig,
     ReconcileSpec,
     RetentionSpec,
     RetrySpec,
     Severity,
-    SourceDoc,
+    SourceSpec,
     Strategy,
-    TableDoc,
-    TablePatternEntryDoc,
-    json_schema,
-    with_defaults,
+    TablePattern,
+    TableSpec,
 )
-from script_factory.config_types import IDENTIFIER, NAME
 from script_factory.settings import WAREHOUSE_CONNECTION
 from script_factory.transform_spec import ColumnRule, DedupeRule, LookupRule, TransformSpec
 from utilities.errors import ConfigError
 
+if TYPE_CHECKING:
+    from script_factory.config_models import CheckDoc, OutputDoc, ProjectFile, TableDoc
+
 __all__ = [
-    "CHECK_KINDS",
+    "ANY_FAILING",
     "DEFAULT_CHUNK_SIZE",
     "IDENTIFIER",
     "NAME",
@@ -82,127 +81,7 @@ __all__ = [
 
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "customer_code" / "project.schema.json"
 SCHEMA_COMMAND = "python -m script_factory.config --write-schema"
-ANY_FAILING = parse_threshold(">0")  # what severity alone means: any failing row fires it
-
-
-@dataclass(frozen=True)
-class ConnectionSpec:
-    """A connection a project uses: its name and, for embedded SQLite only, a default URL."""
-
-    name: str
-    default_url: str | None = None
-
-
-@dataclass(frozen=True)
-class TablePattern:
-    """A pattern entry of ``tables:``: the source tables it matches become tables when the project is
-    assembled (script_factory/expand.py); their targets are ``target_schema.<target_prefix><name>``."""
-
-    schema: str | None
-    include: tuple[str, ...]
-    exclude: tuple[str, ...] = ()
-    target_schema: str | None = None
-    target_prefix: str = ""
-
-    def __str__(self) -> str:
-        where = f"schema {self.schema}" if self.schema else "the default schema"
-        shown = f"{where}, include {', '.join(self.include)}"
-        return shown + (f", exclude {', '.join(self.exclude)}" if self.exclude else "")
-
-
-@dataclass(frozen=True)
-class SourceSpec:
-    """Where a table's rows come from: a connection plus a query file, a table, or connector options
-    (or, before the project is assembled, a pattern of tables)."""
-
-    connection: str
-    query_file: str | None = None
-    table: TableName | None = None
-    options: Mapping[str, Any] = field(default_factory=dict)
-    pattern: TablePattern | None = None
-
-
-@dataclass(frozen=True)
-class TableSpec:
-    target: TableName
-    source: SourceSpec
-    strategy: Strategy
-    keys: tuple[str, ...] = ()
-    cursor: str | None = None
-    chunk_size: int | None = None
-    target_connection: str | None = None  # None: the project's warehouse
-    precheck: bool = False
-    reconcile: ReconcileSpec | None = None
-    profile: bool = False  # profile the rows each load writes (script_factory/profiling.py)
-    create: bool = True  # create the target from the source's columns when it is missing
-    on_schema_change: OnSchemaChange = OnSchemaChange.ADD_COLUMNS
-    continue_on_error: bool = False  # a failing load is recorded and the other tables still load
-    transforms: TransformSpec | None = None  # None: the table has none (COPY pass-through stays possible)
-
-
-@dataclass(frozen=True)
-class CheckSpec:
-    """A check. ``severity`` is the one written, or the highest its conditions can give; ``error_if`` and
-    ``warn_if`` are the conditions written (None: the severity's ``>0``, see :meth:`conditions`)."""
-
-    name: str
-    kind: str
-    table: TableName | None
-    severity: Severity
-    options: Mapping[str, Any] = field(default_factory=dict)  # the kind's keys, see CHECK_KINDS
-    error_if: Threshold | None = None
-    warn_if: Threshold | None = None
-
-    @property
-    def has_conditions(self) -> bool:
-        """Whether project.yml gives error_if or warn_if (else the severity decides)."""
-        return self.error_if is not None or self.warn_if is not None
-
-    def conditions(self) -> tuple[Threshold | None, Threshold | None]:
-        """``(error_if, warn_if)`` in force: those written, or ``>0`` at the check's severity."""
-        if self.has_conditions:
-            return self.error_if, self.warn_if
-        return (ANY_FAILING, None) if self.severity is Severity.ERROR else (None, ANY_FAILING)
-
-
-@dataclass(frozen=True)
-class OutputSpec:
-    name: str
-    query_file: str
-    connection: str = WAREHOUSE_CONNECTION
-    delete_after_run: bool = False
-    upload: str | None = None  # a destination connection (e.g. S3) the CSV is also uploaded to
-
-
-@dataclass(frozen=True)
-class ProjectConfig:
-    """A validated project.yml. File paths are still relative; the factory resolves them."""
-
-    name: str
-    folder: Path
-    description: str = ""
-    warehouse: str = WAREHOUSE_CONNECTION
-    connections: Mapping[str, ConnectionSpec] = field(default_factory=dict)
-    initial_start: datetime = datetime(1900, 1, 1)
-    lookback: timedelta = timedelta(0)
-    timezone: str = "UTC"
-    retries: RetrySpec = field(default_factory=RetrySpec)
-    ddl: tuple[str, ...] = ()
-    before_load: tuple[FunctionSpec, ...] = ()
-    tables: tuple[TableSpec, ...] = ()
-    after_load: tuple[FunctionSpec, ...] = ()
-    checks: tuple[CheckSpec, ...] = ()
-    aggregations: tuple[AggregationSpec, ...] = ()
-    outputs: tuple[OutputSpec, ...] = ()
-    email: EmailSpec | None = None
-    retention: RetentionSpec = field(default_factory=RetentionSpec)
-    schedule: str | None = None
-    chunk_size: int = DEFAULT_CHUNK_SIZE
-    publish: str = "table"  # table | run
-    skip_when_no_data: bool = False
-    continue_on_error: bool = False
-    parallel: int = 1  # tables loading at once (script_factory/parallel.py)
-    depends_on: tuple[DependencySpec, ...] = ()  # upstream projects checked before a run (script_factory/upstream.py)
+T = TypeVar("T")
 
 
 def load_project(folder: Path) -> ProjectConfig:
@@ -233,6 +112,10 @@ def load_project(folder: Path) -> ProjectConfig:
 
 def parse_project(raw: Any, folder: Path, file: Path) -> ProjectConfig:
     """Validate the parsed YAML of one project (see :func:`load_project`); every error in one ConfigError."""
+    from pydantic import ValidationError
+
+    from script_factory.config_models import ProjectFile
+
     try:
         context = {"folder": folder.name, "connections": _declared(raw), "loaded": _loaded(raw)}
         doc = ProjectFile.model_validate(raw, context=context)
@@ -269,24 +152,29 @@ def parse_project(raw: Any, folder: Path, file: Path) -> ProjectConfig:
         initial_start=doc.incremental.initial_start,
         lookback=doc.incremental.lookback,
         timezone=doc.incremental.timezone,
-        retries=doc.retries,
+        retries=_plain(doc.retries, RetrySpec),
         ddl=doc.ddl,
-        before_load=doc.before_load,
+        before_load=tuple(_plain(f, FunctionSpec) for f in doc.before_load),
         tables=tables,
-        after_load=doc.after_load,
+        after_load=tuple(_plain(f, FunctionSpec) for f in doc.after_load),
         checks=tuple(_check(c) for c in doc.checks),
-        aggregations=doc.aggregations,
+        aggregations=tuple(_plain(a, AggregationSpec) for a in doc.aggregations),
         outputs=tuple(_output(o, doc.warehouse) for o in doc.outputs),
-        email=doc.notify.email,
-        retention=doc.retention,
+        email=None if doc.notify.email is None else _plain(doc.notify.email, EmailSpec),
+        retention=_plain(doc.retention, RetentionSpec),
         schedule=doc.schedule,
         chunk_size=doc.chunk_size,
         publish=doc.publish,
         skip_when_no_data=doc.skip_when_no_data,
         continue_on_error=doc.continue_on_error,
         parallel=doc.parallel,
-        depends_on=doc.depends_on,
+        depends_on=tuple(_plain(d, DependencySpec) for d in doc.depends_on),
     )
+
+
+def _plain(value: Any, spec: type[T]) -> T:
+    """A validated pydantic dataclass of config_models.py as the spec of the same name and fields."""
+    return spec(**{f.name: getattr(value, f.name) for f in fields(spec)})  # type: ignore[arg-type]
 
 
 def _declared(raw: Any) -> set[str]:
@@ -301,6 +189,8 @@ def _declared(raw: Any) -> set[str]:
 
 def _loaded(raw: Any) -> list[str]:
     """The warehouse tables the project loads, in order (a relationships check needs its ``to`` first)."""
+    from script_factory.config_models import with_defaults
+
     raw = with_defaults(raw)
     if not isinstance(raw, dict) or not isinstance(raw.get("tables"), list):
         return []
@@ -322,7 +212,7 @@ def _table(doc: TableDoc, project: ProjectFile) -> TableSpec:
         chunk_size=doc.chunk_size or project.chunk_size,
         target_connection=doc.target_connection,
         precheck=project.precheck if doc.precheck is None else doc.precheck,
-        reconcile=doc.reconcile,
+        reconcile=None if doc.reconcile is None else _plain(doc.reconcile, ReconcileSpec),
         profile=project.profile if doc.profile is None else doc.profile,
         create=project.create if doc.create is None else doc.create,
         on_schema_change=doc.on_schema_change or project.on_schema_change,
@@ -358,12 +248,16 @@ def _transforms(doc: TableDoc) -> TransformSpec | None:
 
 def _target(doc: TableDoc) -> TableName:
     """The table's target; for a pattern entry, what its targets look like (``erp_*``) until it is expanded."""
+    from script_factory.config_models import TablePatternEntryDoc
+
     if isinstance(doc, TablePatternEntryDoc):
         return TableName(f"{doc.target_prefix or ''}*", doc.target_schema)
     return doc.target
 
 
 def _source(doc: TableDoc) -> SourceSpec:
+    from script_factory.config_models import SourceDoc, TablePatternEntryDoc
+
     if isinstance(doc, TablePatternEntryDoc):
         tables = doc.source.tables
         pattern = TablePattern(
@@ -381,6 +275,8 @@ def _connections(doc: ProjectFile) -> dict[str, ConnectionSpec]:
 
 
 def _check(doc: CheckDoc) -> CheckSpec:
+    from script_factory.config_models import CHECK_KINDS
+
     options = {key: getattr(doc, key) for key in type(doc).model_fields if key in CHECK_KINDS[doc.kind]}
     severity = doc.severity
     if doc.error_if or doc.warn_if:  # severity is not written with them: the highest they can give
@@ -408,6 +304,8 @@ def _output(doc: OutputDoc, warehouse: str) -> OutputSpec:
 
 def schema_text() -> str:
     """customer_code/project.schema.json as it should be: pretty-printed, keys sorted, one final newline."""
+    from script_factory.config_models import json_schema
+
     return json.dumps(json_schema(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 

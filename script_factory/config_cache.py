@@ -1,18 +1,21 @@
-"""The validated project config, kept between runs so start-up skips building pydantic's validators.
+"""The validated project config, kept between runs so start-up skips pydantic (its import and its validators).
 
 A project's ``ProjectConfig`` depends only on its ``project.yml`` bytes, its folder, and the code of the
 config model; validation reads no environment variable and no other file. So the entry's key is a
-hash of exactly those (plus the Python and pydantic versions), and a hit is the same object a fresh
-validation returns. The cache lives in ``metadata/cache/config/`` (one file per project, replaced
-atomically) and is a pickle: it is only read from a directory this runner created for itself, owned
-by the user running it and writable by no one else, and from a file owned by that user. Any mismatch
-or error (a changed file, a stale or truncated entry, another owner, a class that moved) is a miss:
-the project is validated again and the entry rewritten. An invalid project is never cached.
+hash of exactly those (plus the Python version and pydantic's ``version.py``, read without importing
+pydantic), and a hit is the same object a fresh validation returns. The entry holds only the plain
+dataclasses of config_specs.py, so reading it imports no pydantic. The cache lives in
+``metadata/cache/config/`` (one file per project, replaced atomically) and is a pickle: it is only read
+from a directory this runner created for itself, owned by the user running it and writable by no one
+else, and from a file owned by that user. Any mismatch or error (a changed file, a stale or truncated
+entry, another owner, a class that moved) is a miss: the project is validated again and the entry
+rewritten. An invalid project is never cached.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import logging
 import os
 import pickle
@@ -21,7 +24,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from script_factory.config import ProjectConfig
+from script_factory.config_specs import ProjectConfig
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +33,7 @@ _ROOT = Path(__file__).resolve().parent.parent
 MODEL_SOURCES = (
     "script_factory/config.py",
     "script_factory/config_models.py",
+    "script_factory/config_specs.py",
     "script_factory/config_types.py",
     "script_factory/transform_spec.py",
     "script_factory/settings.py",
@@ -38,7 +42,7 @@ MODEL_SOURCES = (
     "connectors/schema.py",
     "data_quality_checks/thresholds.py",
 )
-_FORMAT = b"etl-config-cache 1\n"
+_FORMAT = b"etl-config-cache 2\n"
 _DIGEST = hashlib.sha256().digest_size
 
 
@@ -67,7 +71,7 @@ def cached_project(folder: Path, metadata: Path) -> ProjectConfig:
 
 def _key(folder: Path, project_yml: bytes) -> bytes:
     digest = hashlib.sha256(_FORMAT)
-    for part in (sys.version.encode(), _pydantic_version().encode(), str(folder).encode(), project_yml):
+    for part in (sys.version.encode(), _pydantic_version(), str(folder).encode(), project_yml):
         digest.update(len(part).to_bytes(8, "little") + part)
     for source in MODEL_SOURCES:
         code = (_ROOT / source).read_bytes()
@@ -75,10 +79,13 @@ def _key(folder: Path, project_yml: bytes) -> bytes:
     return digest.digest()
 
 
-def _pydantic_version() -> str:
-    from pydantic.version import VERSION
-
-    return str(VERSION)
+def _pydantic_version() -> bytes:
+    """pydantic's version.py (its version and the pydantic-core version it requires), found without
+    importing pydantic: a hit must not pay for the import the cache is there to skip."""
+    spec = importlib.util.find_spec("pydantic")
+    if spec is None or not spec.submodule_search_locations:
+        raise OSError("pydantic is not installed")
+    return (Path(next(iter(spec.submodule_search_locations))) / "version.py").read_bytes()
 
 
 def _read(entry: Path, key: bytes) -> ProjectConfig | None:

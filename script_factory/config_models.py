@@ -1,10 +1,11 @@
 """The project.yml document as pydantic models: its keys, their rules and help texts, and its JSON Schema.
 
 The models describe the file as it is written; script_factory/config.py turns a validated document
-into the frozen specs the engine uses. Where the file and the engine have the same shape (retries,
-retention, aggregations, functions, e-mail), the spec is a pydantic dataclass used here directly,
-so its fields are written once. The scalar types (config_types.py) say what they expected in the
-operator's words; config_messages.py turns the rest of pydantic's errors into such lines.
+into the plain frozen specs the engine uses (config_specs.py, no pydantic). Where the file and the
+engine have the same shape (retries, retention, aggregations, functions, e-mail...), the model here is
+a pydantic dataclass with the spec's name and fields, copied into the spec after validation. The
+scalar types (config_types.py) say what they expected in the operator's words; config_messages.py
+turns the rest of pydantic's errors into such lines.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import (
@@ -34,6 +34,7 @@ from pydantic.json_schema import SkipJsonSchema
 from connectors.base import TableName
 from connectors.schema import OnSchemaChange
 from data_quality_checks.thresholds import Threshold
+from script_factory.config_specs import DEFAULT_CHUNK_SIZE, Severity, Strategy
 from script_factory.config_types import (
     Bound,
     Condition,
@@ -59,24 +60,6 @@ from script_factory.config_types import (
     problem,
 )
 from script_factory.settings import WAREHOUSE_CONNECTION
-
-DEFAULT_CHUNK_SIZE = 50_000
-
-
-class Strategy(StrEnum):
-    """How a table's rows are applied to the target (see script_factory/load_strategies.py)."""
-
-    APPEND = "append"
-    MERGE = "merge"
-    REPLACE = "replace"
-    DELETE_INSERT = "delete_insert"
-
-
-class Severity(StrEnum):
-    """error: a failing check fails the run (exit code 4); warn: it is only reported."""
-
-    ERROR = "error"
-    WARN = "warn"
 
 
 def _without_nulls(data: Any, fields: Mapping[str, Any]) -> Any:

@@ -17,10 +17,9 @@ from pydantic_core import PydanticCustomError
 
 from connectors.base import TableName
 from data_quality_checks.thresholds import THRESHOLD_PATTERN, Threshold, parse_threshold
+from script_factory.config_specs import IDENTIFIER, NAME
 from utilities.dates import DURATION_PATTERN, ISO_DATETIME_PATTERN, parse_duration, parse_iso_datetime, zone
 
-NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
-IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _TABLE = re.compile(rf"^{IDENTIFIER.pattern[1:-1]}(?:\.{IDENTIFIER.pattern[1:-1]})?$")
 
 

@@ -21,7 +21,7 @@ from typing import TypeVar
 from connectors import connector_class, open_connector, scheme_of
 from connectors.base import Connector, TableName
 from script_factory.config import ProjectConfig, SourceSpec, Strategy, TablePattern, TableSpec
-from script_factory.config_types import IDENTIFIER
+from script_factory.config_specs import IDENTIFIER
 from script_factory.retry import retrying
 from script_factory.settings import Settings
 from utilities.errors import ConfigError

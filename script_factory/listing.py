@@ -20,7 +20,7 @@ STRATEGIES = ("append", "merge", "replace", "delete_insert")  # config_models.St
 _IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_]{0,62}"
 _TABLE = re.compile(rf"^{_IDENTIFIER}(?:\.{_IDENTIFIER})?$")
 _SHOWN_SOURCE_KEYS = ("connection", "query", "table")
-_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")  # config_types.NAME
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")  # config_specs.NAME
 
 
 def project_names(projects: Path) -> list[str]:

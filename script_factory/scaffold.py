@@ -19,7 +19,7 @@ from pathlib import Path
 from connectors import connector_class, open_connector, scheme_of
 from connectors.base import Connector, ReadRequest, TableName
 from script_factory.config import parse_project
-from script_factory.config_types import IDENTIFIER, NAME
+from script_factory.config_specs import IDENTIFIER, NAME
 from script_factory.settings import (
     REPO_ROOT,
     WAREHOUSE_CONNECTION,

@@ -227,3 +227,66 @@ def test_the_readme_example_is_valid(tmp_path: Path) -> None:
 def load_or_parse(doc: dict, folder: Path):
     folder.mkdir(parents=True, exist_ok=True)
     return parse_project(doc, folder, folder / "project.yml")
+
+
+def test_the_specs_validated_as_they_are_written_keep_the_fields_and_defaults_of_their_models() -> None:
+    """config_specs.py repeats, without pydantic, the specs whose shape project.yml shares: same names,
+    same fields in the same order, same defaults as their pydantic dataclasses in config_models.py."""
+    from dataclasses import MISSING, fields
+
+    from pydantic.fields import FieldInfo
+
+    from script_factory import config_models
+    from script_factory.config_specs import SAME_SHAPE
+
+    def default(field: object) -> object:
+        value = field.default  # type: ignore[attr-defined]
+        if isinstance(value, FieldInfo):
+            if value.default_factory is not None:
+                return value.default_factory()  # type: ignore[call-arg]
+            value = value.default
+        elif field.default_factory is not MISSING:  # type: ignore[attr-defined]
+            return field.default_factory()  # type: ignore[attr-defined]
+        return MISSING if value is MISSING or repr(value) == "PydanticUndefined" else value
+
+    for spec in SAME_SHAPE:
+        model = getattr(config_models, spec.__name__)
+        assert model is not spec and "__pydantic_fields__" in vars(model)
+        plain = [(f.name, default(f)) for f in fields(spec)]
+        validated = [(f.name, default(f)) for f in fields(model)]
+        assert plain == validated, spec.__name__
+
+
+def test_a_validated_project_holds_no_pydantic_object(tmp_path: Path) -> None:
+    """What validation returns (and the config cache pickles) is plain data: reading it needs no pydantic."""
+    from dataclasses import fields, is_dataclass
+
+    from script_factory.config_specs import SAME_SHAPE
+
+    block = (REPO / "README.md").read_text(encoding="utf-8").split("A complete, annotated `project.yml`")[1]
+    doc = yaml.safe_load(block.split("```yaml\n", 1)[1].split("```", 1)[0])
+    doc["connections"] |= {"snow": {}, "lake": {}}
+    doc["depends_on"] = [{"project": "upstream", "max_age": "6h"}]
+    (tmp_path / "upstream").mkdir()
+    (tmp_path / "upstream" / "project.yml").write_text("project: upstream\n", encoding="utf-8")
+    project = load_or_parse(doc, tmp_path / "sales_demo")
+    assert project.email is not None and project.depends_on and project.aggregations
+    seen: list[str] = []
+
+    def walk(value: object) -> None:
+        module = type(value).__module__
+        seen.append(type(value).__name__)
+        assert not module.startswith(("pydantic", "script_factory.config_models")), (type(value), value)
+        if is_dataclass(value) and not isinstance(value, type):
+            for f in fields(value):
+                walk(getattr(value, f.name))
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                walk(key)
+                walk(item)
+        elif isinstance(value, (tuple, list, frozenset, set)):
+            for item in value:
+                walk(item)
+
+    walk(project)
+    assert {spec.__name__ for spec in SAME_SHAPE} <= set(seen)  # every one of them was checked

@@ -177,3 +177,15 @@ def test_the_script_version_names_the_commit_the_docker_image_was_built_from(tmp
     assert script_version("0.1.0", tmp_path) == "0.1.0"  # no .git, no .git-commit
     (tmp_path / ".git-commit").write_text("948ce7ac604804202aeebba6e436b17644bc2531\n", encoding="utf-8")
     assert script_version("0.1.0", tmp_path) == "0.1.0+948ce7a"
+
+
+def test_malloc_arenas_are_limited_where_glibc_runs() -> None:
+    """mallopt is found among the process's own symbols (no ctypes.util.find_library, which is slow)."""
+    import platform
+    import sys
+
+    from utilities.memory import limit_malloc_arenas
+
+    if not (sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"):
+        pytest.skip("glibc only")
+    assert limit_malloc_arenas() is True
