@@ -62,3 +62,58 @@ def queued_writes(write: Callable[[Any], Any], depth: int = 2) -> Iterator[Calla
     error = writer.join()
     if error is not None:
         raise error
+
+
+_END = object()
+
+
+def read_ahead(items: Iterator[Any], depth: int) -> Iterator[Any]:
+    """``items``, produced by a second thread up to ``depth`` items ahead of the consumer.
+
+    For a source that releases the GIL while it fetches (connectorx reading MySQL, in Rust): the next
+    batches are read while this thread encodes and writes the previous ones, so the source's server
+    and the target's work at the same time. An error of the producer is raised here, at the item where
+    it happened; when the consumer stops early (an error downstream, an interrupt), the producer stops
+    after the item it is fetching, and ``items`` is closed in the producer's thread.
+    """
+    waiting: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        waiting.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    break
+            outcome: Any = _END
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which raises it
+            outcome = exc
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+        while not stop.is_set():
+            try:
+                waiting.put(outcome, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    thread = threading.Thread(target=produce, name="read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = waiting.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join(timeout=30)

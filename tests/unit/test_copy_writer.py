@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 
 import pytest
 
-from connectors.copy_writer import queued_writes
+from connectors.copy_writer import queued_writes, read_ahead
 
 
 def test_every_buffer_is_written_in_order_by_another_thread() -> None:
@@ -73,3 +74,39 @@ def test_an_error_in_the_block_stops_the_writer_and_propagates() -> None:
             raise RuntimeError("source failed")
     assert written == [b"first"]
     assert not [t for t in threading.enumerate() if t.name == "copy-writer"]
+
+
+def test_read_ahead_yields_every_item_in_order() -> None:
+    assert list(read_ahead(iter(range(1000)), depth=3)) == list(range(1000))
+
+
+def test_read_ahead_raises_the_producers_error_after_the_items_before_it() -> None:
+    def items() -> Iterator[int]:
+        yield 1
+        yield 2
+        raise ValueError("source broke at item 3")
+
+    got: list[int] = []
+    with pytest.raises(ValueError, match="item 3"):
+        for item in read_ahead(items(), depth=2):
+            got.append(item)
+    assert got == [1, 2]
+
+
+def test_a_consumer_that_stops_early_stops_and_closes_the_producer() -> None:
+    produced: list[int] = []
+    closed = threading.Event()
+
+    def items() -> Iterator[int]:
+        try:
+            for i in range(1_000_000):
+                produced.append(i)
+                yield i
+        finally:
+            closed.set()
+
+    reader = read_ahead(items(), depth=2)
+    assert [next(reader) for _ in range(5)] == [0, 1, 2, 3, 4]
+    reader.close()  # the consumer leaves (an error downstream)
+    assert closed.wait(5), "the producer was not closed"
+    assert len(produced) < 100  # it stopped a few items ahead, not at the end
