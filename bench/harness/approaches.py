@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import shlex
 import shutil
+import subprocess
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -92,11 +94,26 @@ def build(config: BenchConfig, source: str) -> list[Approach]:
     return [makers[key](config, source) for key in keys]
 
 
+@functools.cache
+def runner_python() -> str:
+    """The python a user's launcher runs (``script_runner/_venv.sh requirements.txt``: the repository's
+    ``.venv``, made or brought up to date first), not the benchmark's own environment: bench/.venv also
+    holds pandas, numpy, dlt and DuckDB, and pyarrow imports numpy when it is there (about 11 MB more RSS
+    for ours than a user sees)."""
+    done = subprocess.run(
+        [str(REPO_DIR / "script_runner" / "_venv.sh"), "requirements.txt"], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0 or not done.stdout.strip():
+        sys.stderr.write(f"bench: the runner's .venv could not be made; ours runs in bench/.venv\n{done.stderr}")
+        return sys.executable
+    return done.stdout.strip().splitlines()[-1]
+
+
 def ours_command(config: BenchConfig, source: str, load_type: str) -> tuple[tuple[str, ...], dict[str, str]]:
     """``script_runner.py`` for the bench project of ``source``, as a user runs it, and its environment."""
     project = config.data.projects[source]
     src_url = config.postgres.url(PG_SOURCE_DB) if source == "pg" else config.mariadb.url(MARIADB_DB)
-    argv = (sys.executable, str(REPO_DIR / "script_runner.py"), "--project", project, "--load-type", load_type)
+    argv = (runner_python(), str(REPO_DIR / "script_runner.py"), "--project", project, "--load-type", load_type)
     env = {
         "ETL_HOME": str(config.projects_dir),
         "ETL_CONN_WAREHOUSE": config.postgres.url(PG_TARGET_DB),
