@@ -36,7 +36,7 @@ MAX_ARROW_DECIMAL = 38  # digits of Arrow's decimal128, the widest pgpq encodes
 DATE_TYPES = {7, 10, 12, 14}  # TIMESTAMP, DATE, DATETIME, NEWDATE
 INTEGER_TYPES = {1, 2, 3, 8, 9}  # TINY, SHORT, LONG, LONGLONG, INT24
 PIECE_ROWS = 50_000  # rows per key range on the Arrow path (the most connectorx may hold)
-READ_AHEAD_BATCHES = 4  # Arrow batches read ahead by a second thread (connectorx fetches without the GIL)
+READ_AHEAD_BATCHES = 2  # Arrow batches read ahead by a second thread (connectorx fetches without the GIL)
 ARROW_BATCH_ROWS = 10_000  # rows per connectorx batch at most (peak RSS: 1M rows of 11 columns read as
 # 100,000-row ranges of 50,000-row batches held 32 MB, as 50,000-row ranges of 10,000-row batches 19 MB)
 _SAFE_TEXT = re.compile(r"^[A-Za-z0-9_ .:+\-]*$")
