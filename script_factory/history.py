@@ -127,26 +127,21 @@ def _runs_lines(conn: Connection, config: ProjectConfig) -> list[str]:
 
 def _lock_lines(settings: Settings, name: str, conn: Connection | None, config: ProjectConfig) -> list[str]:
     """The run lock (in a PostgreSQL warehouse: its advisory locks, of the project and of each table; else
-    the lock file) and the backfill's lock file."""
-    lines = []
+    the lock file) and the backfill's lock file, when held."""
     if conn is not None and conn.dialect.name == "postgresql":
         from script_factory import warehouse_lock
 
         held_by = warehouse_lock.holder(conn, name)
-        lines.append(f"  {'lock':<13} " + ("free" if held_by is None else f"HELD by {held_by}") + " (warehouse)")
+        lines = [f"  {'lock':<13} " + ("free" if held_by is None else f"HELD by {held_by}") + " (warehouse)"]
         for target in dict.fromkeys(str(t.target) for t in config.tables):
             if (table_holder := warehouse_lock.holder(conn, name, target)) is not None:
                 lines.append(f"  {'table lock':<13} {target}: HELD by {table_holder}")
-        held = lock.holder(settings.paths.locks, f"{name}.backfill")
-        if held is not None:
-            lines.append(f"  {'backfill lock':<13} HELD{_holder(held)}")
-        return lines
-    for label, lock_name in (("lock", name), ("backfill lock", f"{name}.backfill")):
-        held = lock.holder(settings.paths.locks, lock_name)
-        if held is None and label != "lock":
-            continue
-        said = "free" if held is None else "HELD" + _holder(held)
-        lines.append(f"  {label:<13} {said}")
+    else:
+        held = lock.holder(settings.paths.locks, name)
+        lines = [f"  {'lock':<13} " + ("free" if held is None else "HELD" + _holder(held))]
+    backfill = lock.holder(settings.paths.locks, f"{name}.backfill")
+    if backfill is not None:
+        lines.append(f"  {'backfill lock':<13} HELD{_holder(backfill)}")
     return lines
 
 
