@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import MetaData, Table, and_, desc, func, inspect, select
+from sqlalchemy import and_, desc, func, inspect, select
 
 from script_factory import audit
 from utilities.dates import utc_now
@@ -29,19 +29,6 @@ BAND = 0.5  # a load's rows outside median * (1 +- BAND) (and off by more than S
 SLACK = 10
 NULL_JUMP = 10.0  # percentage points above the median of a column's earlier profiles
 BACKFILL = "etl_backfill_chunks"
-BACKFILL_COLUMNS = {  # what the report shows -> the names the ledger may give it (the first found is used)
-    "backfill": ("backfill_id", "backfill"),
-    "project": ("project",),
-    "window_start": ("window_start", "start_date"),
-    "window_end": ("window_end", "end_date"),
-    "status": ("status",),
-    "rows": ("rows", "number_of_records", "row_count"),
-    "attempts": ("attempts",),
-    "run_id": ("run_id",),
-    "started": ("started_at", "start_time", "created_at"),
-    "finished": ("ended_at", "finished_at", "end_time", "updated_at"),
-    "error": ("error_message", "error"),
-}
 
 
 @dataclass(frozen=True)
@@ -333,30 +320,35 @@ def _profile_column(row: dict[str, Any], history: list[float]) -> ProfileColumn:
 
 
 def _backfill(conn: Connection, data: ReportData, mask: Callable[[str], str]) -> None:
-    """The backfill ledger (issue 12), read by whichever of the known column names it has."""
-    ledger = Table(BACKFILL, MetaData(), autoload_with=conn)
-    names = {c.name.lower(): c for c in ledger.columns}
-    present = {
-        shown: names[found]
-        for shown, options in BACKFILL_COLUMNS.items()
-        if (found := next((n for n in options if n in names), None)) is not None
-    }
-    project = present.get("project")
-    where = _mine(project, data.project) if project is not None else []
-    order = present.get("backfill")
-    query = select(*[c.label(shown) for shown, c in present.items()]).where(*where)
-    if order is not None:
-        query = query.order_by(desc(order), *([desc(present["window_start"])] if "window_start" in present else []))
+    """The backfill ledger (issue 12): the latest chunks, and the chunks and rows per backfill and status."""
+    b = audit.etl_backfill_chunks
+    shown = [
+        b.c.backfill_id.label("backfill"),
+        b.c.project,
+        b.c.window_start,
+        b.c.window_end,
+        b.c.status,
+        b.c.rows,
+        b.c.attempts,
+        b.c.run_id,
+        b.c.started_at.label("started"),
+        b.c.ended_at.label("finished"),
+        b.c.error_message.label("error"),
+    ]
+    where = _mine(b.c.project, data.project)
+    query = select(*shown).where(*where).order_by(desc(b.c.backfill_id), desc(b.c.window_start))
     data.backfill = [
         {k: (mask(str(v)) if k == "error" and v is not None else v) for k, v in m.items()}
         for m in conn.execute(query.limit(LATEST * 2)).mappings()
     ]
-    group = [c.label(shown) for shown, c in present.items() if shown in ("backfill", "project", "status")]
-    if group:
-        rows = present.get("rows")
-        counted = [func.count().label("chunks")] + ([func.sum(rows).label("rows")] if rows is not None else [])
-        totals = select(*group, *counted).where(*where).group_by(*[c for c in group]).limit(LATEST * 4)
-        data.backfill_totals = [dict(m) for m in conn.execute(totals).mappings()]
+    group = [b.c.backfill_id.label("backfill"), b.c.project, b.c.status]
+    totals = (
+        select(*group, func.count().label("chunks"), func.sum(b.c.rows).label("rows"))
+        .where(*where)
+        .group_by(b.c.backfill_id, b.c.project, b.c.status)
+        .limit(LATEST * 4)
+    )
+    data.backfill_totals = [dict(m) for m in conn.execute(totals).mappings()]
 
 
 def figures(check: Mapping[str, Any]) -> str:
