@@ -35,7 +35,7 @@ from script_factory.request import ALL_STEPS, LoadType, RunRequest, Step, check_
 from utilities import interrupts
 from utilities.dates import parse_iso_datetime
 from utilities.errors import ConfigError, FatalError, LockedError, TransientError
-from utilities.memory import limit_malloc_arenas
+from utilities.memory import limit_malloc_arenas, prefer_system_arrow_pool
 
 PROG = "script_runner.py"
 INTERRUPTED_LINE = "interrupted; the audit row is closed as failed and open loads were rolled back"
@@ -353,6 +353,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (never raises for expected failures)."""
     interrupts.install()  # Ctrl-C and SIGTERM (a scheduler stopping the job) unwind the same way
     limit_malloc_arenas()
+    prefer_system_arrow_pool()
     try:
         request, args = parse_request(sys.argv[1:] if argv is None else argv)
         from script_factory.settings import load_settings

@@ -189,3 +189,27 @@ def test_malloc_arenas_are_limited_where_glibc_runs() -> None:
     if not (sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"):
         pytest.skip("glibc only")
     assert limit_malloc_arenas() is True
+
+
+@pytest.mark.parametrize("preset", [None, "jemalloc"])
+def test_arrow_uses_the_system_allocator_unless_the_user_chose_one(preset: str | None) -> None:
+    """After prefer_system_arrow_pool, pyarrow allocates through glibc malloc (the arena-limited allocator);
+    a pool the user set in ARROW_DEFAULT_MEMORY_POOL is kept."""
+    import subprocess
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("Linux only: elsewhere Arrow's own default stays")
+    env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
+    if preset:
+        env["ARROW_DEFAULT_MEMORY_POOL"] = preset
+    code = (
+        "from utilities.memory import prefer_system_arrow_pool\n"
+        "chosen = prefer_system_arrow_pool()\n"
+        "import pyarrow as pa\n"
+        "pa.array([1, 2, 3])\n"
+        "print(chosen, pa.default_memory_pool().backend_name)\n"
+    )
+    repo = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-c", code], env=env, cwd=repo, capture_output=True, text=True, check=True)
+    assert done.stdout.split() == (["False", "jemalloc"] if preset else ["True", "system"])
