@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING, Any
 
 from script_factory.settings import Settings
 from utilities.errors import ConfigError, EtlError
-from utilities.notify import Attachment, SmtpSettings, compose, send_message
 from utilities.secrets import Secret
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # utilities.notify (smtplib, ssl, the e-mail package) is imported when a run mails
     from script_factory.factory import Plan
     from script_factory.outcome import RunSummary
+    from utilities.notify import Attachment, SmtpSettings
 
 logger = logging.getLogger("script_factory.runner")
 
@@ -65,6 +65,8 @@ def smtp_settings(settings: Settings) -> SmtpSettings:
         seconds = -1.0
     if not 0 < seconds <= 3600:
         raise ConfigError(f"ETL_SMTP_TIMEOUT={timeout!r}: expected seconds such as 15")
+    from utilities.notify import SmtpSettings
+
     return SmtpSettings(
         host=host,
         port=int(port_text),
@@ -108,6 +110,8 @@ def notify(plan: Plan, settings: Settings, summary: RunSummary) -> None:
             text = f"{summary.project}: {status}\n" + text
         html = run_mail.html_body(summary, facts, kind, tail, home)
         attachments = [_report_attachment(summary, settings, engine)] if email.attach_report else []
+        from utilities.notify import compose, send_message
+
         message = compose(smtp.sender, email.to, subject, text, settings.masker, html, attachments)
         send_message(smtp, message)
         if engine is not None:
@@ -135,6 +139,7 @@ def _warehouse_engine(plan: Plan, settings: Settings) -> Any:
 def _report_attachment(summary: RunSummary, settings: Settings, engine: Any) -> Attachment:
     from script_factory.report_data import read_report
     from script_factory.report_html import render
+    from utilities.notify import Attachment
 
     data = read_report(engine, summary.project, 30, settings.masker, "")
     return Attachment(f"etl_report_{summary.project}_run{summary.run_id or 0}.html", render(data))

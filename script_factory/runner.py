@@ -431,13 +431,14 @@ def _opening_values(
 def _finish(plan: Plan, settings: Settings, summary: RunSummary) -> None:
     """After the audit row: e-mail, delete temporary outputs, prune old logs and outputs. None of it
     changes the run's outcome; each failure is one line in the log."""
-    from script_factory.report import notify
-
     project = plan.project
-    try:
-        notify(plan, settings, summary)
-    except (EtlError, OSError) as exc:
-        logger.error("could not send the run report: %s", describe(exc))
+    if project.email is not None:  # smtplib, ssl and the e-mail package only for a project that mails
+        from script_factory.report import notify
+
+        try:
+            notify(plan, settings, summary)
+        except (EtlError, OSError) as exc:
+            logger.error("could not send the run report: %s", describe(exc))
     for outcome in summary.outcomes:
         if outcome.result is not None and outcome.result.delete_files:
             for path in outcome.result.files:
