@@ -128,3 +128,25 @@ def test_list_leaves_what_it_cannot_read_lightly_to_the_full_validation(demo_hom
     )
     assert result.returncode == 0
     assert result.stdout.startswith("broken  (invalid: ") and "upsert" in result.stdout
+
+
+RUN_PROBE = """
+import io, json, sys
+from contextlib import redirect_stdout
+sys.path.insert(0, sys.argv[1])
+import script_runner
+with redirect_stdout(io.StringIO()):
+    code = script_runner.main(["--project", "sales_demo", "--load-type", "F"])
+print(json.dumps({"code": int(code), "loaded": [m for m in sys.argv[2:] if m in sys.modules]}))
+"""
+
+
+def test_a_run_of_a_project_that_does_not_mail_imports_no_mail_code(demo_home: Path) -> None:
+    """smtplib, ssl's e-mail use and the report's mail code are imported only by a project with email:."""
+    assert "email:" not in (demo_home / "customer_code" / "sales_demo" / "project.yml").read_text(encoding="utf-8")
+    modules = ["smtplib", "utilities.notify", "script_factory.run_mail"]
+    result = subprocess.run(
+        [sys.executable, "-c", RUN_PROBE, str(REPO), *modules], capture_output=True, text=True, check=False, timeout=120
+    )
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report == {"code": 0, "loaded": []}, result.stderr[-2000:]
