@@ -10,6 +10,7 @@ from harness import databases
 from harness.approaches import EVERY_RUN, Approach, Prepare, Verify, build, ours_command
 from harness.config import PG_SOURCE_DB, PG_TARGET_DB, REPO_DIR, BenchConfig, child_environment
 from harness.databases import Fingerprint
+from harness.footprint import measure_imports
 from harness.measure import Measurement, log_tail, run_measured
 from harness.results import ApproachResult, IncrementalResult, IncrementalRound, PhaseResult, RunRecord
 
@@ -44,6 +45,14 @@ def run_full_phase(config: BenchConfig, source: str, reference: Fingerprint) -> 
             if approach.key not in (*EVERY_RUN, "ours") and run_no > config.competitor_runs:
                 continue
             _one_full_run(config, approach, result, run_no, reference)
+    for approach in approaches:
+        result = results[approach.name]
+        if approach.ours and result.good_runs:
+            footprint = measure_imports(config, approach.argv, dict(approach.env), f"{source}_{approach.key}")
+            if footprint is not None:
+                result.imports_rss_mb, result.imported_modules = footprint.imports_mb, footprint.modules
+                logger.info("%s: its imports alone peak at %.0f MB (%d top-level imports replayed)",
+                            approach.name, footprint.imports_mb, footprint.modules)  # fmt: skip
     return phase
 
 

@@ -20,6 +20,7 @@ def render(result: BenchResult, history: Iterable[BenchResult]) -> str:
     parts.append(_incremental_table(result))
     parts.append(_goals_table(result, list(history)))
     parts.append(_rss_history(result, list(history)))
+    parts.append(_rss_split(result))
     parts.append(_notes(result))
     parts.append(_machine(result))
     return "\n\n".join(p for p in parts if p) + "\n"
@@ -279,6 +280,32 @@ def _rss_history(result: BenchResult, history: list[BenchResult]) -> str:
         pg, my = _ours(run, "pg"), _ours(run, "mysql")
         lines.append(f"| {run.scale} | {run.started[:10]} | {_mb(pg)} | {_mb(my)} |")
     return "\n".join(lines)
+
+
+def _rss_split(result: BenchResult) -> str:
+    rows = []
+    for phase in result.phases:
+        ours = phase.find("ours")
+        if ours is None or ours.median_rss_mb is None or ours.imports_rss_mb is None:
+            continue
+        peak, imports = ours.median_rss_mb, ours.imports_rss_mb
+        label = "PG->PG" if phase.source == "pg" else "MySQL->PG"
+        rows.append(f"| {label} | {peak:.0f} | {imports:.0f} | {peak - imports:.0f} | {ours.imported_modules} |")
+    if not rows:
+        return ""
+    return "\n".join(
+        [
+            "## Our peak RSS: imports and buffers",
+            "",
+            "Imports: the peak RSS of a fresh interpreter that only imports what one run of ours imported (its "
+            "top-level imports, replayed in order; bench/harness/footprint.py). Buffers: what the runs' median "
+            "peak adds to that (batches, queues, COPY buffers, allocator slack).",
+            "",
+            "| path | median peak (MB) | imports (MB) | buffers (MB) | top-level imports |",
+            "| --- | ---: | ---: | ---: | ---: |",
+            *rows,
+        ]
+    )
 
 
 def _mb(approach: ApproachResult | None) -> str:

@@ -30,6 +30,8 @@ class ApproachResult:
     runs: list[RunRecord] = field(default_factory=list)
     skip_reason: str | None = None
     failure: str | None = None
+    imports_rss_mb: float | None = None  # ours: the peak RSS of its imports alone (harness/footprint.py)
+    imported_modules: int = 0
 
     @property
     def good_runs(self) -> list[RunRecord]:
