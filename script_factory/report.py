@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from script_factory.settings import Settings
 from utilities.errors import ConfigError, EtlError
+from utilities.files import shown_path
 from utilities.secrets import Secret
 
 if TYPE_CHECKING:  # utilities.notify (smtplib, ssl, the e-mail package) is imported when a run mails
@@ -33,10 +34,10 @@ def summary_text(summary: RunSummary, home: Path | None = None) -> str:
         f"  tasks     {tasks}",
         f"  rows      {outcome.rows:,} loaded" + (f", data up to {outcome.data_max}" if outcome.data_max else ""),
         f"  duration  {summary.seconds:.1f} s",
-        f"  log       {_show(summary.log_file, home)}",
+        f"  log       {shown_path(summary.log_file, home)}",
     ]
     for path in outcome.outputs:
-        lines.append(f"  output    {_show(path, home)}" + ("" if path.exists() else " (deleted after the run)"))
+        lines.append(f"  output    {shown_path(path, home)}" + ("" if path.exists() else " (deleted after the run)"))
     if outcome.error:
         lines.append(f"  error     {outcome.error}")
     if not summary.audit_closed:
@@ -162,14 +163,3 @@ def _record_mail(engine: Any, summary: RunSummary, kind: str, now: Any) -> None:
             conn.execute(insert(audit.etl_notifications).values(**values))
     except Exception as exc:  # noqa: BLE001 - the mail went; a missing record only means a repeat may be mailed
         logger.warning("could not record the mail in etl_notifications: %s", type(exc).__name__)
-
-
-def _show(path: Path | None, home: Path | None) -> str:
-    if path is None:
-        return "-"
-    if home is not None:
-        try:
-            return str(path.relative_to(home))
-        except ValueError:
-            pass
-    return str(path)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from script_factory.report_data import figures
+from utilities.files import shown_path
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
@@ -168,7 +169,7 @@ def html_body(summary: RunSummary, facts: RunFacts, kind: str | None, tail: list
         shown = escape("\n".join(tail))
         parts.append(f'<h3>The last {len(tail)} lines of the log</h3><pre id="log-tail" style="{PRE}">{shown}</pre>')
     if summary.log_file is not None:
-        parts.append(f'<p style="color:#757575">Log: {escape(_shown_path(summary.log_file, home))}</p>')
+        parts.append(f'<p style="color:#757575">Log: {escape(shown_path(summary.log_file, home))}</p>')
     parts.append("</body></html>")
     return "".join(parts)
 
@@ -177,12 +178,3 @@ def _table(table_id: str, headers: Iterable[str], rows: Iterable[Iterable[str]],
     head = "".join(f"<th {cell}>{escape(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(f"<td {cell}>{v}</td>" for v in row) + "</tr>" for row in rows)
     return f'<table id="{table_id}" style="border-collapse:collapse"><tr>{head}</tr>{body}</table>'
-
-
-def _shown_path(path: Path, home: Path | None) -> str:
-    if home is not None:
-        try:
-            return str(path.relative_to(home))
-        except ValueError:
-            pass
-    return str(path)

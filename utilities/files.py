@@ -23,6 +23,19 @@ def stamped_path(folder: Path, stem: str, suffix: str) -> Path:
     return folder / f"{stem}_{max(taken) + 1}{suffix}"
 
 
+def shown_path(path: Path | None, home: Path | None) -> str:
+    """``path`` relative to ``home`` when it is inside it (as a run's summary and e-mail show it), else
+    whole; ``-`` for no path."""
+    if path is None:
+        return "-"
+    if home is not None:
+        try:
+            return str(path.relative_to(home))
+        except ValueError:
+            pass
+    return str(path)
+
+
 def check_folders(home: Path, folders: Iterable[Path]) -> None:
     """ConfigError naming the first file (or broken link) that stands where one of ``folders``, or a
     folder between ``home`` and it, must be; missing folders are fine (the run creates them)."""
