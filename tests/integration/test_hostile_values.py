@@ -188,27 +188,34 @@ def test_sqlite_source(warehouse: str, tmp_path: Path) -> None:
     assert_exact(warehouse)
 
 
-@pytest.fixture
-def mariadb_source(mysql_url: str) -> str:
+def mariadb_hostile_tables(mysql_url: str, *names: str) -> None:
+    """Tables ``names`` in the MariaDB database of ``mysql_url``, each holding the hostile rows."""
     database = mysql_url.rsplit("/", 1)[1]
     with pymysql.connect(host="127.0.0.1", user="root", database=database, charset="utf8mb4", autocommit=True) as conn:
         with conn.cursor() as cur:
-            cur.execute(
-                "CREATE TABLE hostile (id BIGINT PRIMARY KEY, txt LONGTEXT, ts DATETIME(6), tstz DATETIME(6), "
-                "d DATE, num DECIMAL(38,10), big BIGINT, flag BOOLEAN) CHARACTER SET utf8mb4"
-            )
-            cur.executemany(
-                "INSERT INTO hostile VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-                [
-                    # MySQL has no time zone type: the instant is stored as UTC wall time.
-                    (i, t, ts, tz.astimezone(UTC).replace(tzinfo=None) if tz else None, d, n, b, f)
-                    for i, t, ts, tz, d, n, b, f in ROWS_
-                ],
-            )
+            for name in names:
+                cur.execute(
+                    f"CREATE TABLE {name} (id BIGINT PRIMARY KEY, txt LONGTEXT, ts DATETIME(6), tstz DATETIME(6), "
+                    "d DATE, num DECIMAL(38,10), big BIGINT, flag BOOLEAN) CHARACTER SET utf8mb4"
+                )
+                cur.executemany(
+                    f"INSERT INTO {name} VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                    [
+                        # MySQL has no time zone type: the instant is stored as UTC wall time.
+                        (i, t, ts, tz.astimezone(UTC).replace(tzinfo=None) if tz else None, d, n, b, f)
+                        for i, t, ts, tz, d, n, b, f in ROWS_
+                    ],
+                )
+
+
+@pytest.fixture
+def mariadb_source(mysql_url: str) -> str:
+    mariadb_hostile_tables(mysql_url, "hostile")
     return mysql_url
 
 
-@pytest.mark.parametrize(
+#: the MariaDB write paths into PostgreSQL: (what the target accepts, pgpq installed, the path taken)
+MARIADB_PATHS = pytest.mark.parametrize(
     ("accept", "pgpq", "path"),
     [
         (frozenset({PGCOPY, ARROW, ROWS}), True, "Arrow -> COPY (binary)"),
@@ -216,6 +223,9 @@ def mariadb_source(mysql_url: str) -> str:
         (frozenset({ROWS}), True, "rows"),
     ],
 )
+
+
+@MARIADB_PATHS
 def test_mariadb_source(
     warehouse: str,
     tmp_path: Path,

@@ -14,8 +14,8 @@ import psycopg
 import pymysql
 import pytest
 
-from connectors.base import ARROW, PGCOPY, ROWS, ReadRequest, TableName
-from tests.integration.test_hostile_values import load
+from connectors.base import ARROW, ROWS, ReadRequest, TableName
+from tests.integration.test_hostile_values import MARIADB_PATHS, load
 from utilities.errors import FatalError
 
 # (column, MariaDB type, PostgreSQL type of the target); the targets are what a user would declare
@@ -121,14 +121,7 @@ def assert_exact(url: str) -> None:
             assert got_value == want_value, f"row {want_row[0]}, column {name}"
 
 
-@pytest.mark.parametrize(
-    ("accept", "pgpq", "path"),
-    [
-        (frozenset({PGCOPY, ARROW, ROWS}), True, "Arrow -> COPY (binary)"),
-        (frozenset({PGCOPY, ARROW, ROWS}), False, "Arrow -> COPY (csv)"),
-        (frozenset({ROWS}), True, "rows"),
-    ],
-)
+@MARIADB_PATHS
 def test_every_mapped_type_arrives_exactly(
     source: str,
     warehouse: str,

@@ -6,15 +6,13 @@ a second full load (no duplicate) and after an incremental run; each table's log
 
 from __future__ import annotations
 
-from datetime import UTC
 from pathlib import Path
 
 import psycopg
-import pymysql
 import pytest
 
 from tests.conftest import run_cli
-from tests.integration.test_hostile_values import PG_DDL, ROWS_, checksums
+from tests.integration.test_hostile_values import PG_DDL, ROWS_, checksums, mariadb_hostile_tables
 from tests.projects import write_project
 
 PG_TABLES = [f"pg{i}" for i in range(4)]
@@ -43,21 +41,7 @@ def sources(pg_url: str, mysql_url: str, monkeypatch: pytest.MonkeyPatch) -> str
             conn.execute(f"ALTER TABLE src.{name} ADD PRIMARY KEY (id)")
         for name in PG_TABLES + MY_TABLES:
             conn.execute(f"CREATE TABLE {name} {PG_DDL}")
-    database = mysql_url.rsplit("/", 1)[1]
-    with pymysql.connect(host="127.0.0.1", user="root", database=database, charset="utf8mb4", autocommit=True) as my:
-        with my.cursor() as cur:
-            for name in MY_TABLES:
-                cur.execute(
-                    f"CREATE TABLE {name} (id BIGINT PRIMARY KEY, txt LONGTEXT, ts DATETIME(6), tstz DATETIME(6), "
-                    "d DATE, num DECIMAL(38,10), big BIGINT, flag BOOLEAN) CHARACTER SET utf8mb4"
-                )
-                cur.executemany(
-                    f"INSERT INTO {name} VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-                    [  # MySQL has no time zone type: the instant is stored as UTC wall time
-                        (i, t, ts, tz.astimezone(UTC).replace(tzinfo=None) if tz else None, d, n, b, f)
-                        for i, t, ts, tz, d, n, b, f in ROWS_
-                    ],
-                )
+    mariadb_hostile_tables(mysql_url, *MY_TABLES)
     monkeypatch.setenv("ETL_CONN_WAREHOUSE", pg_url)
     monkeypatch.setenv("ETL_CONN_PGSRC", pg_url)
     monkeypatch.setenv("ETL_CONN_MYSRC", mysql_url)
