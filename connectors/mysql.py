@@ -30,7 +30,6 @@ logger = logging.getLogger(__name__)
 
 NEWDECIMAL, BIT, TIME = 246, 16, 11  # MySQL protocol type codes
 UNSIGNED_FLAG = 32  # MySQL protocol column flag
-MALLOC_ARENAS = 2  # glibc malloc arenas on the Arrow path (utilities.memory.limit_malloc_arenas)
 MAX_ARROW_DECIMAL = 38  # digits of Arrow's decimal128, the widest pgpq encodes
 DATE_TYPES = {7, 10, 12, 14}  # TIMESTAMP, DATE, DATETIME, NEWDATE
 INTEGER_TYPES = {1, 2, 3, 8, 9}  # TINY, SHORT, LONG, LONGLONG, INT24
@@ -304,7 +303,7 @@ class MysqlConnector(SqlConnector):
         except ImportError:
             logger.info("%s: connectorx is not installed; reading rows through PyMySQL", self.name)
             return None
-        limit_malloc_arenas(MALLOC_ARENAS)  # as script_runner.py does, for callers that start elsewhere
+        limit_malloc_arenas()  # as script_runner.py does, for callers that start elsewhere
         prefer_system_arrow_pool()
         stmt, params = self.select_for(request)
         if not all(_renderable(v) for v in [*params.values(), request.window_start, request.window_end]):
